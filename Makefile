@@ -1,0 +1,39 @@
+# The two commands of the README's quick start, and the pieces they install by themselves.
+#   make demo   - the full local stack, end to end
+#   make test   - lint and the whole test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+AZURITE := .tools/azurite/node_modules/.bin/azurite-table
+
+.PHONY: demo test lint bench install azurite clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt -e .
+	touch $(STAMP)
+
+azurite: $(AZURITE)
+
+$(AZURITE):
+	npm install --silent --no-audit --no-fund --prefix .tools/azurite azurite@3
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+test: $(STAMP) $(AZURITE)
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+demo: $(STAMP) $(AZURITE)
+	$(PY) -m scripts.demo
+
+bench: $(STAMP)
+	$(PY) -m bench.emulator_throughput
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .ruff_cache

@@ -1,0 +1,105 @@
+"""`/_admin` routes: read and write records directly (as a named user, so webhooks fire as for a person's
+edit in the UI), change injected faults and limits at run time, and re-seed. Not part of either real API;
+tests, the demo and benchmarks use them to act as "a user on the other side"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from emulators.common.faults import FaultInjector, Faults
+from emulators.common.identity import Identity
+from emulators.common.store import Actor, RecordExists, RecordNotFound, Store
+from emulators.common.throttle import Limits, Throttle
+
+
+class Admin:
+    def __init__(self, *, store: Store, identity: Identity, faults: FaultInjector, throttle: Throttle,
+                 default_actor: Actor, users: Callable[[], dict[str, Actor]],
+                 reseed: Callable[[int, int], None], render: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        self.store = store
+        self.identity = identity
+        self.faults = faults
+        self.throttle = throttle
+        self.default_actor = default_actor
+        self.users = users
+        self.reseed = reseed
+        # How a stored row looks when read through the admin route (the emulator's own wire form).
+        self.render = render
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/_admin/config", self._config, methods=["GET", "PATCH"]),
+            Route("/_admin/reset", self._reset, methods=["POST"]),
+            Route("/_admin/tables", self._tables, methods=["GET"]),
+            Route("/_admin/tables/{table}", self._rows, methods=["GET", "POST"]),
+            Route("/_admin/tables/{table}/{id}", self._row, methods=["GET", "PATCH", "DELETE"]),
+        ]
+
+    def _actor(self, request: Request) -> Actor:
+        who = request.query_params.get("as")
+        if not who:
+            return self.default_actor
+        client = self.identity.clients.get(who)
+        if client:
+            return client.actor
+        users = self.users()
+        if who.lower() in users:
+            return users[who.lower()]
+        raise LookupError(f"unknown user {who!r}")
+
+    async def _config(self, request: Request) -> Response:
+        if request.method == "PATCH":
+            body = await request.json()
+            try:
+                faults = Faults.model_validate({**self.faults.faults.model_dump(), **body.get("faults", {})})
+                limits = Limits.model_validate({**self.throttle.limits.model_dump(), **body.get("limits", {})})
+            except ValidationError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+            self.faults.reconfigure(faults)
+            self.throttle.limits = limits
+        return JSONResponse({"faults": self.faults.faults.model_dump(), "limits": self.throttle.limits.model_dump()})
+
+    async def _reset(self, request: Request) -> Response:
+        body = await request.json() if await request.body() else {}
+        self.reseed(int(body.get("records", 0)), int(body.get("seed", 1)))
+        return JSONResponse({name: len(t) for name, t in self.store.tables.items()})
+
+    async def _tables(self, request: Request) -> Response:
+        return JSONResponse({name: len(t) for name, t in self.store.tables.items()})
+
+    async def _rows(self, request: Request) -> Response:
+        table = self.store.tables.get(request.path_params["table"])
+        if table is None:
+            return JSONResponse({"error": "unknown table"}, status_code=404)
+        if request.method == "GET":
+            return JSONResponse({"value": [self.render(r) for r in table.all()]})
+        try:
+            row = table.insert(await request.json(), self._actor(request))
+        except RecordExists as exc:
+            return JSONResponse({"error": f"exists: {exc}"}, status_code=409)
+        except LookupError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(self.render(row), status_code=201)
+
+    async def _row(self, request: Request) -> Response:
+        table = self.store.tables.get(request.path_params["table"])
+        if table is None:
+            return JSONResponse({"error": "unknown table"}, status_code=404)
+        rid = request.path_params["id"]
+        try:
+            if request.method == "GET":
+                return JSONResponse(self.render(table.get(rid)))
+            if request.method == "DELETE":
+                table.delete(rid, self._actor(request))
+                return Response(status_code=204)
+            return JSONResponse(self.render(table.update(rid, await request.json(), self._actor(request))))
+        except RecordNotFound:
+            return JSONResponse({"error": "not found"}, status_code=404)
+        except LookupError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)

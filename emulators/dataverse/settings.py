@@ -1,0 +1,68 @@
+"""Emulator settings (environment prefix `DVEMU_`), editable in tests by passing a `DataverseSettings`."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from emulators.common.faults import Faults
+from emulators.common.throttle import Limits
+
+
+class SeedClient(BaseModel):
+    """An app registration of the emulated tenant; each is a systemuser (`application` = an application user)."""
+
+    client_id: str
+    secret: str
+    name: str
+    application: bool = False
+
+
+def _default_clients() -> list[SeedClient]:
+    # Emulator-only secrets: they guard nothing real. Override with DVEMU_CLIENTS='[...]'.
+    return [
+        SeedClient(client_id="dualsync-integration", secret="dualsync-integration-secret",
+                   name="# dualsync", application=True),
+        SeedClient(client_id="dv-sales-anna", secret="dv-sales-anna-secret", name="Anna Berg"),
+        SeedClient(client_id="dv-sales-ben", secret="dv-sales-ben-secret", name="Ben Clarke"),
+    ]
+
+
+def _default_keys() -> dict[str, list[list[str]]]:
+    # Alternate keys defined per entity set (each key is a list of attributes). Only these work in key URLs
+    # and `@odata.bind` values, as on a real table where the key must be defined first.
+    return {
+        "accounts": [["accountnumber"]],
+        "contacts": [["emailaddress1"], ["firstname", "emailaddress1"]],
+        "products": [["productnumber"]],
+        "transactioncurrencies": [["isocurrencycode"]],
+        "systemusers": [["domainname"], ["azureactivedirectoryobjectid"]],
+        "uoms": [["name"]],
+        "uomschedules": [["name"]],
+        "pricelevels": [["name"]],
+        "salesorders": [["ordernumber"]],
+        "invoices": [["invoicenumber"]],
+    }
+
+
+class DataverseSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DVEMU_", env_nested_delimiter="__")
+
+    organization_name: str = "dualsync-dev"
+    organization_id: str = "4ef5b371-2d4c-4a0c-9f1e-6a3a0d6b7c01"
+    tenant_id: str = "00000000-0000-0000-0000-00000000d5e1"
+    records: int = Field(50, ge=0)
+    seed: int = 1
+    clients: list[SeedClient] = Field(default_factory=_default_clients)
+    alternate_keys: dict[str, list[list[str]]] = Field(default_factory=_default_keys)
+    max_page_size: int = Field(5000, ge=1)
+    max_batch_requests: int = Field(1000, ge=1)
+    delta_token_days: float = Field(7.0, gt=0)
+    # Async webhook steps run a moment after the change commits (the async service picks them up).
+    webhook_delay_ms: float = Field(500.0, ge=0)
+    webhook_timeout_s: float = Field(60.0, gt=0)
+    webhook_max_bytes: int = Field(256 * 1024, ge=1)
+    limits: Limits = Field(default_factory=lambda: Limits(window_requests=6000, window_seconds=300,
+                                                          window_execution_ms=1_200_000, max_concurrent=52,
+                                                          max_queued=0))
+    faults: Faults = Field(default_factory=Faults)

@@ -1,0 +1,126 @@
+"""What the sync engine needs from a system's API, whatever the system: the connector protocol.
+
+Connectors (Business Central, Dataverse, later Finance and Operations) take an injected `httpx.AsyncClient`
+and a token credential, speak their service's protocol exactly (shared/../PROTOCOLS.md), and hand the
+engine `Record`s. They raise `ConnectorError` subclasses chosen by the one error classifier in
+`shared.http.classify`, after the one retry executor in `shared.http.retry` gave up on transient failures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from shared.mapping.types import Side, System
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record as read from a system: its wire values plus the metadata the engine reasons about."""
+
+    entity: str
+    id: str
+    values: Mapping[str, Any]
+    etag: str | None = None
+    modified_on: dt.datetime | None = None
+    # The user who made the last change, when the service says so (Dataverse `_modifiedby_value`); BC's
+    # API does not expose it, so echoes from BC are caught by content comparison alone.
+    modified_by: str | None = None
+
+
+@dataclass(frozen=True)
+class WriteOp:
+    """One write in a batch. `key` is the record id for update/delete, or alternate-key values for upsert."""
+
+    method: Literal["create", "update", "upsert", "delete"]
+    entity: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    id: str | None = None
+    key: Mapping[str, Any] | None = None
+    etag: str | None = None
+    ref: str | None = None  # caller's correlation id, returned on the result
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    op: WriteOp
+    record: Record | None = None  # the written record (id, etag, modified-on) when the write succeeded
+    error: ConnectorError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class ConnectorError(Exception):
+    """A request the service refused or that failed past the retry budget."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
+                 detail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.detail = detail  # redacted response body or exception text, for error records
+
+
+class NotFound(ConnectorError):
+    """The record (or entity set) does not exist."""
+
+
+class ConcurrencyConflict(ConnectorError):
+    """The record changed since the etag we hold (412 / BC `Request_EntityChanged`)."""
+
+
+class AlreadyExists(ConnectorError):
+    """A create-only write met an existing record with the same key."""
+
+
+class RateLimited(ConnectorError):
+    """Still throttled when the retry budget ran out."""
+
+
+class TransientError(ConnectorError):
+    """5xx, timeouts, connection failures that outlasted the retry budget: worth retrying later."""
+
+
+class PermanentError(ConnectorError):
+    """Validation and other 4xx answers: retrying the same request will fail the same way."""
+
+
+@runtime_checkable
+class Connector(Protocol):
+    system: System
+    side: Side
+    modified_field: str  # `lastModifiedDateTime` (BC) / `modifiedon` (Dataverse)
+
+    async def get(self, entity: str, record_id: str, *, select: Sequence[str] | None = None) -> Record:
+        """Read one record now; raises `NotFound`."""
+        ...
+
+    def list(self, entity: str, *, filter: str | None = None, select: Sequence[str] | None = None,
+             orderby: str | None = None, page_size: int | None = None) -> AsyncIterator[list[Record]]:
+        """Yield pages (following nextLinks), so callers keep memory bounded."""
+        ...
+
+    async def create(self, entity: str, payload: Mapping[str, Any]) -> Record: ...
+
+    async def update(self, entity: str, record_id: str, payload: Mapping[str, Any], *,
+                     etag: str | None = None) -> Record:
+        """Update with `If-Match: etag` (or `*` when None); `ConcurrencyConflict` when stale."""
+        ...
+
+    async def upsert(self, entity: str, key: Mapping[str, Any], payload: Mapping[str, Any], *,
+                     create_only: bool = False) -> Record:
+        """Write by alternate key where the API has one (Dataverse); `AlreadyExists` with create_only."""
+        ...
+
+    async def delete(self, entity: str, record_id: str, *, etag: str | None = None) -> None:
+        """Delete; succeeds when the record is already gone."""
+        ...
+
+    async def write_batch(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[WriteResult]:
+        """Batched writes ($batch), chunked to the configured size; one result per op, in order."""
+        ...

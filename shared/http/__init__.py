@@ -1,0 +1,26 @@
+"""HTTP plumbing shared by the connectors: error classification, retries, concurrency limits, tokens,
+redaction and OData paging. Free of any one service's client code."""
+
+from __future__ import annotations
+
+from shared.http.auth import BearerAuth, ClientSecretCredential, TokenError, make_credential
+from shared.http.classify import Classification, Outcome, classify, parse_retry_after
+from shared.http.limits import BUSINESS_CENTRAL, DATAVERSE, ConcurrencyLimiter
+from shared.http.paging import NextLinkPager, PagingError, iterate_pages, page_items
+from shared.http.redact import REDACTED, Redactor, redact
+from shared.http.retry import (
+    ConflictError,
+    NotFoundError,
+    PermanentError,
+    RequestError,
+    RetriesExhausted,
+    RetryExecutor,
+    RetryPolicy,
+)
+
+__all__ = [
+    "BUSINESS_CENTRAL", "DATAVERSE", "REDACTED", "BearerAuth", "Classification", "ClientSecretCredential",
+    "ConcurrencyLimiter", "ConflictError", "NextLinkPager", "NotFoundError", "Outcome", "PagingError",
+    "PermanentError", "Redactor", "RequestError", "RetriesExhausted", "RetryExecutor", "RetryPolicy",
+    "TokenError", "classify", "iterate_pages", "make_credential", "page_items", "parse_retry_after", "redact",
+]

@@ -1,0 +1,182 @@
+"""Connection and tuning settings, read from the environment (Function App settings / Key Vault references).
+
+Every variable starts with `DUALSYNC_`; groups are nested with `__` (the separator Azure app settings use on
+Linux), e.g. `DUALSYNC_ERP__CLIENT_ID`. `load_settings()` validates everything at once and raises one
+`SettingsError` naming every missing or invalid variable — never its value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "DUALSYNC_"
+NESTED = "__"
+# Table names: 3-63 letters or digits starting with a letter; prefix ≤ 40 + part ≤ 23 always fits.
+_TABLE_PART = r"^[A-Za-z0-9]{2,23}$"
+
+IdList = Annotated[list[str], NoDecode]  # comma-separated in the environment
+
+
+def _split_ids(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StorageSettings(_Group):
+    """Azure Table storage holding couplings, watermarks, jobs, errors and subscriptions."""
+
+    account_url: str | None = Field(
+        None, description="Table endpoint, e.g. `https://<account>.table.core.windows.net`, used with the "
+                          "managed identity when no connection string is set.")
+    connection_string: SecretStr | None = Field(
+        None, validate_default=True,
+        description="Storage connection string (Azurite: `UseDevelopmentStorage=true` or the devstoreaccount1 "
+                    "string). Either this or ACCOUNT_URL.")
+    table_prefix: str = Field("dualsync", pattern=r"^[A-Za-z][A-Za-z0-9]{0,39}$",
+                              description="Prefix of every table name: a letter, then up to 39 letters or digits.")
+    couplings_table: str = Field("couplings", pattern=_TABLE_PART, description="Couplings table (after the prefix).")
+    watermarks_table: str = Field("watermarks", pattern=_TABLE_PART, description="Watermarks table (after the prefix).")
+    jobs_table: str = Field("jobs", pattern=_TABLE_PART, description="Jobs table (after the prefix).")
+    errors_table: str = Field("errors", pattern=_TABLE_PART, description="Errors table (after the prefix).")
+    subscriptions_table: str = Field("subscriptions", pattern=_TABLE_PART,
+                                     description="Webhook subscriptions table (after the prefix).")
+
+    @field_validator("connection_string")
+    @classmethod
+    def _connection_or_url(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if (value is None or not value.get_secret_value()) and not info.data.get("account_url"):
+            raise ValueError(f"missing (or set {ENV_PREFIX}STORAGE{NESTED}ACCOUNT_URL)")
+        return value
+
+    def table_names(self) -> dict[str, str]:
+        """Logical table → actual table name."""
+        return {name: self.table_prefix + getattr(self, f"{name}_table")
+                for name in ("couplings", "watermarks", "jobs", "errors", "subscriptions")}
+
+
+class _ServiceSettings(_Group):
+    tenant_id: str = Field(description="Entra ID tenant (directory) id.")
+    authority: str = Field("https://login.microsoftonline.com",
+                           description="Token authority; the emulators serve one at their own base URL.")
+    client_id: str = Field(description="App registration (or user-assigned managed identity) client id.")
+    client_secret: SecretStr | None = Field(
+        None, description="Client secret; leave unset to use the Function App's managed identity.")
+    integration_user_ids: IdList = Field(
+        default_factory=list, description="Comma-separated ids of the user(s) our writes appear as; their "
+                                          "changes are echoes and are dropped early.")
+    max_concurrency: int = Field(ge=1, description="Requests in flight at once against this service.")
+    batch_size: int = Field(ge=1, description="Operations per $batch request.")
+    page_size: int = Field(ge=1, description="Records per page asked with `Prefer: odata.maxpagesize`.")
+
+    _split = field_validator("integration_user_ids", mode="before")(_split_ids)
+
+
+class ErpSettings(_ServiceSettings):
+    """The ERP side: Business Central API v2.0."""
+
+    kind: Literal["business_central"] = Field("business_central", description="ERP system (business_central).")
+    base_url: str = Field("https://api.businesscentral.dynamics.com/v2.0",
+                          description="API root before `/{tenant}/{environment}/api/v2.0`.")
+    environment: str = Field("production", description="Business Central environment name.")
+    company_id: str = Field(description="Company id (GUID) whose records are synced.")
+    scope: str = Field("https://api.businesscentral.dynamics.com/.default", description="OAuth2 scope.")
+    max_concurrency: int = Field(5, ge=1, le=5, description="Concurrent requests (BC processes 5 per user).")
+    batch_size: int = Field(100, ge=1, le=100, description="Operations per JSON $batch (BC maximum 100).")
+    page_size: int = Field(1000, ge=1, le=20000, description="Page size (BC maximum 20 000).")
+
+
+class CrmSettings(_ServiceSettings):
+    """The CRM side: the Dataverse Web API."""
+
+    base_url: str = Field(description="Environment URL, e.g. `https://<org>.crm.dynamics.com`.")
+    api_path: str = Field("/api/data/v9.2", description="Web API path below the environment URL.")
+    scope: str | None = Field(None, description="OAuth2 scope; default `<BASE_URL>/.default`.")
+    max_concurrency: int = Field(16, ge=1, le=52, description="Concurrent requests (service limit 52 per user).")
+    batch_size: int = Field(100, ge=1, le=1000, description="Requests per multipart $batch (maximum 1000).")
+    page_size: int = Field(5000, ge=1, le=5000, description="Page size (maximum 5000).")
+
+    @property
+    def effective_scope(self) -> str:
+        return self.scope or self.base_url.rstrip("/") + "/.default"
+
+
+class RetrySettings(_Group):
+    """The retry budget of every HTTP call (see shared.http.retry.RetryPolicy)."""
+
+    max_attempts: int = Field(6, ge=1, description="Tries per request, the first included.")
+    max_elapsed_s: float = Field(120.0, gt=0, description="Seconds from the first try after which we give up.")
+    base_delay_s: float = Field(0.5, ge=0, description="First back-off step (full jitter, doubling).")
+    max_delay_s: float = Field(30.0, ge=0, description="Longest single back-off.")
+    rate_limit_base_s: float = Field(2.0, ge=0, description="First back-off after a 429 without Retry-After.")
+
+
+class Settings(BaseSettings):
+    """All settings; see the README table or each Field's description."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter=NESTED, extra="ignore",
+                                      case_sensitive=False)
+
+    storage: StorageSettings
+    erp: ErpSettings
+    crm: CrmSettings
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    pack_path: Path = Field(Path("templates/bc-sales.yaml"), description="Mapping pack (YAML) to load.")
+
+    def secrets(self) -> list[SecretStr]:
+        """Every configured secret, for the redactor."""
+        found = [self.storage.connection_string, self.erp.client_secret, self.crm.client_secret]
+        return [s for s in found if s is not None]
+
+
+class SettingsError(ValueError):
+    """Settings are missing or invalid; `problems` lists (env var, what is wrong)."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {var}: {why}" for var, why in problems)
+        super().__init__(f"{len(problems)} setting(s) missing or invalid:\n{lines}")
+
+
+def env_name(loc: tuple[str | int, ...]) -> str:
+    """The environment variable for a validation location, e.g. ('erp', 'client_id') → DUALSYNC_ERP__CLIENT_ID."""
+    return ENV_PREFIX + NESTED.join(str(part).upper() for part in loc)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings; raises `SettingsError` listing every problem by variable name."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_problems(exc)) from None
+
+
+_GROUPS: dict[str, type[BaseModel]] = {"storage": StorageSettings, "erp": ErpSettings, "crm": CrmSettings,
+                                       "retry": RetrySettings}
+
+
+def _problems(exc: ValidationError) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    for err in exc.errors(include_input=False, include_url=False):
+        loc = tuple(p for p in err["loc"] if not isinstance(p, int)) or ("",)
+        group = _GROUPS.get(str(loc[0])) if len(loc) == 1 else None
+        if err["type"] == "missing" and group is not None:
+            # A whole group is absent: name each variable that has no default.
+            for name, info in group.model_fields.items():
+                if info.is_required():
+                    problems.append((env_name((loc[0], name)), "missing"))
+            if group is StorageSettings:
+                problems.append((env_name(("storage", "connection_string")),
+                                 f"missing (or set {env_name(('storage', 'account_url'))})"))
+            continue
+        message = err["msg"].removeprefix("Value error, ")
+        problems.append((env_name(loc), message))
+    return problems

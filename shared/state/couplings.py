@@ -1,0 +1,284 @@
+"""Couplings: which ERP record is which CRM record, and what was last synced between them.
+
+Each coupling is two rows in the mapping's partition, `erp:<id>` and `crm:<id>`, carrying the same data, so
+a lookup from either side is one point read. Both rows are always written in one entity-group transaction,
+which is atomic, so they never disagree. Every write is guarded by the ETag of the row it was read from;
+since every write changes both rows, that one guard catches any concurrent writer (→ `ConcurrentUpdate`).
+
+Creating a destination record idempotently: `reserve` inserts a *pending* coupling (only the source row,
+insert-if-absent: of two concurrent reservers exactly one succeeds, the other gets `AlreadyCoupled` with the
+winner's row), the winner creates the record, then `complete` adds the destination row and id atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableTransactionError, UpdateMode
+from azure.data.tables.aio import TableClient
+
+from shared.mapping.types import Side
+from shared.state.exceptions import AlreadyCoupled, ConcurrentUpdate, NotFound
+from shared.state.keys import aware, decode_key, encode_key, json_hash, pack_json, read_time, unpack_json
+
+_TIMES = ("reserved_at", "erp_modified_on", "crm_modified_on", "synced_at")
+_TEXTS = ("erp_id", "crm_id", "reservation", "erp_etag", "crm_etag", "result_to_crm", "result_to_erp",
+          "last_job_id")
+
+
+@dataclass
+class Coupling:
+    """The state of one coupled (or pending) record pair in one mapping. Mutate it, then `update_coupling`."""
+
+    mapping: str
+    erp_id: str | None = None
+    crm_id: str | None = None
+    reserved_by: Side | None = None          # side whose record is being created on the other side
+    reservation: str | None = None           # token of the worker holding a pending reservation
+    reserved_at: dt.datetime | None = None
+    erp_modified_on: dt.datetime | None = None
+    crm_modified_on: dt.datetime | None = None
+    erp_etag: str | None = None              # the services' record etags, not Table storage's
+    crm_etag: str | None = None
+    snapshot: dict[str, Any] | None = None   # last-synced mapped values: the base of the three-way merge
+    snapshot_hash: str | None = None         # maintained by the store from `snapshot`
+    result_to_crm: str | None = None
+    result_to_erp: str | None = None
+    skipped: bool = False
+    last_job_id: str | None = None
+    attempts: int = 0
+    synced_at: dt.datetime | None = None
+    # Table-storage bookkeeping: which row this object was read from, and that row's ETag.
+    row_side: Side | None = field(default=None, repr=False, compare=False)
+    row_etag: str | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def pending(self) -> bool:
+        """Reserved, but the destination record is not created (or not recorded) yet."""
+        return self.erp_id is None or self.crm_id is None
+
+    def id_of(self, side: Side | str) -> str | None:
+        return self.erp_id if Side(side) is Side.ERP else self.crm_id
+
+    def modified_on(self, side: Side | str) -> dt.datetime | None:
+        return self.erp_modified_on if Side(side) is Side.ERP else self.crm_modified_on
+
+    def etag(self, side: Side | str) -> str | None:
+        return self.erp_etag if Side(side) is Side.ERP else self.crm_etag
+
+    def record_synced(self, side: Side | str, *, modified_on: dt.datetime | None, etag: str | None) -> None:
+        """Remember one side's modified-on and etag as of the last sync."""
+        if Side(side) is Side.ERP:
+            self.erp_modified_on, self.erp_etag = modified_on, etag
+        else:
+            self.crm_modified_on, self.crm_etag = modified_on, etag
+
+
+def row_key(side: Side | str, record_id: str) -> str:
+    return f"{Side(side).value}:{encode_key(record_id)}"
+
+
+def _to_entity(c: Coupling, side: Side) -> dict[str, Any]:
+    record_id = c.id_of(side)
+    assert record_id is not None, "a coupling row needs its side's id"
+    entity: dict[str, Any] = {"PartitionKey": encode_key(c.mapping), "RowKey": row_key(side, record_id),
+                              "mapping": c.mapping, "side": side.value, "skipped": c.skipped,
+                              "attempts": int(c.attempts)}
+    if c.reserved_by is not None:
+        entity["reserved_by"] = Side(c.reserved_by).value
+    for name in _TEXTS:
+        if (value := getattr(c, name)) is not None:
+            entity[name] = str(value)
+    for name in _TIMES:
+        if (value := aware(getattr(c, name), f"Coupling.{name}")) is not None:
+            entity[name] = value
+    if c.snapshot is not None:
+        entity.update(pack_json("snapshot", c.snapshot, f"snapshot of coupling {record_id} in {c.mapping}"))
+        entity["snapshot_hash"] = json_hash(c.snapshot)
+    return entity
+
+
+def _from_entity(entity: Any) -> Coupling:
+    c = Coupling(mapping=entity.get("mapping") or decode_key(entity["PartitionKey"]))
+    for name in _TEXTS:
+        setattr(c, name, entity.get(name))
+    for name in _TIMES:
+        setattr(c, name, read_time(entity.get(name)))
+    c.reserved_by = Side(entity["reserved_by"]) if entity.get("reserved_by") else None
+    c.skipped = bool(entity.get("skipped", False))
+    c.attempts = int(entity.get("attempts", 0))
+    c.snapshot = unpack_json("snapshot", entity)
+    c.snapshot_hash = entity.get("snapshot_hash")
+    c.row_side = Side(entity["side"])
+    c.row_etag = entity.metadata["etag"]
+    return c
+
+
+class CouplingStore:
+    """Couplings in one table; every method is safe to call from concurrent workers."""
+
+    def __init__(self, table: TableClient) -> None:
+        self.table = table
+
+    async def find_coupling(self, mapping: str, side: Side | str, record_id: str) -> Coupling | None:
+        """The coupling of `record_id` on `side`, or None."""
+        try:
+            entity = await self.table.get_entity(encode_key(mapping), row_key(side, record_id))
+        except ResourceNotFoundError:
+            return None
+        return _from_entity(entity)
+
+    async def get_coupling(self, mapping: str, side: Side | str, record_id: str) -> Coupling:
+        """Like `find_coupling`, but raises `NotFound` when the record is not coupled."""
+        found = await self.find_coupling(mapping, side, record_id)
+        if found is None:
+            raise NotFound(f"{Side(side).value} record {record_id!r} is not coupled in mapping {mapping!r}")
+        return found
+
+    async def reserve(self, mapping: str, source_side: Side | str, source_id: str, *,
+                      job_id: str | None = None, now: dt.datetime | None = None) -> Coupling:
+        """Claim the right to create `source_id`'s counterpart. Raises `AlreadyCoupled` (with the existing
+        coupling, pending or complete) when another worker reserved or coupled it first."""
+        side = Side(source_side)
+        c = Coupling(mapping=mapping, reserved_by=side, reservation=uuid.uuid4().hex,
+                     reserved_at=now or dt.datetime.now(dt.UTC), last_job_id=job_id)
+        setattr(c, f"{side.value}_id", source_id)
+        try:
+            meta = await self.table.create_entity(_to_entity(c, side))
+        except ResourceExistsError:
+            existing = await self.find_coupling(mapping, side, source_id)
+            raise AlreadyCoupled(f"{side.value} record {source_id!r} is already reserved or coupled "
+                                 f"in mapping {mapping!r}", existing) from None
+        c.row_side, c.row_etag = side, meta["etag"]
+        return c
+
+    async def renew_reservation(self, coupling: Coupling, *, now: dt.datetime | None = None) -> Coupling:
+        """Take over a pending reservation (e.g. one left by a crashed worker); one taker wins, the others get
+        `ConcurrentUpdate`. The caller must check the destination for a record the crashed worker created."""
+        if not coupling.pending:
+            raise ValueError("renew_reservation needs a pending coupling")
+        renewed = dataclasses.replace(coupling, reservation=uuid.uuid4().hex,
+                                      reserved_at=now or dt.datetime.now(dt.UTC))
+        return await self.update_coupling(renewed)
+
+    async def complete(self, coupling: Coupling, destination_id: str) -> Coupling:
+        """Record the created destination: both rows, atomically, guarded by the reservation's ETag.
+
+        Raises `ConcurrentUpdate` when the reservation changed meanwhile, `AlreadyCoupled` when the
+        destination record is already coupled to another record.
+        """
+        if not coupling.pending or coupling.reserved_by is None:
+            raise ValueError("complete needs a pending coupling returned by reserve")
+        source = Side(coupling.reserved_by)
+        done = dataclasses.replace(coupling, reservation=None)
+        setattr(done, f"{source.other.value}_id", destination_id)
+        ops = [self._guarded_update(done, source), ("create", _to_entity(done, source.other))]
+        try:
+            result = await self.table.submit_transaction(ops)
+        except TableTransactionError as exc:
+            if exc.error_code == "EntityAlreadyExists" and exc.index == 1:
+                existing = await self.find_coupling(done.mapping, source.other, destination_id)
+                raise AlreadyCoupled(f"{source.other.value} record {destination_id!r} is already coupled in "
+                                     f"mapping {done.mapping!r}", existing) from None
+            raise self._concurrent(done, exc) from None
+        done.row_side, done.row_etag = source, result[0]["etag"]
+        return done
+
+    async def create_coupling(self, coupling: Coupling) -> Coupling:
+        """Couple two existing records (manual or match-based coupling): both rows, created atomically.
+        Raises `AlreadyCoupled` when either record is coupled (or reserved) already."""
+        if coupling.pending:
+            raise ValueError("create_coupling needs both erp_id and crm_id")
+        ops = [("create", _to_entity(coupling, Side.ERP)), ("create", _to_entity(coupling, Side.CRM))]
+        try:
+            result = await self.table.submit_transaction(ops)
+        except TableTransactionError as exc:
+            if exc.error_code != "EntityAlreadyExists":
+                raise
+            side = Side.CRM if exc.index == 1 else Side.ERP
+            existing = await self.find_coupling(coupling.mapping, side, coupling.id_of(side) or "")
+            raise AlreadyCoupled(f"{side.value} record {coupling.id_of(side)!r} is already coupled in mapping "
+                                 f"{coupling.mapping!r}", existing) from None
+        return dataclasses.replace(coupling, reservation=None, row_side=Side.ERP, row_etag=result[0]["etag"],
+                                   snapshot_hash=json_hash(coupling.snapshot) if coupling.snapshot else None)
+
+    async def update_coupling(self, coupling: Coupling) -> Coupling:
+        """Write the coupling back (both rows), unless another worker wrote it since it was read
+        (→ `ConcurrentUpdate`). Returns the coupling with its new ETag."""
+        if coupling.row_side is None or coupling.row_etag is None:
+            raise ValueError("update_coupling needs a coupling read from the store (it carries the ETag)")
+        loaded = Side(coupling.row_side)
+        ops = [self._guarded_update(coupling, loaded)]
+        if not coupling.pending:
+            ops.append(("update", _to_entity(coupling, loaded.other), {"mode": UpdateMode.REPLACE}))
+        try:
+            result = await self.table.submit_transaction(ops)
+        except TableTransactionError as exc:
+            raise self._concurrent(coupling, exc) from None
+        snapshot_hash = json_hash(coupling.snapshot) if coupling.snapshot is not None else None
+        return dataclasses.replace(coupling, row_etag=result[0]["etag"], snapshot_hash=snapshot_hash)
+
+    async def delete_coupling(self, coupling: Coupling) -> None:
+        """Uncouple: remove both rows atomically. Succeeds when already gone; raises `ConcurrentUpdate` when
+        the coupling changed since it was read (decide again on the fresh state)."""
+        sides = [Side(s) for s in (Side.ERP, Side.CRM) if coupling.id_of(s) is not None]
+        ops: list[Any] = []
+        for side in sides:
+            entity = {"PartitionKey": encode_key(coupling.mapping), "RowKey": row_key(side, coupling.id_of(side))}
+            guarded = side is coupling.row_side and coupling.row_etag is not None
+            kwargs = {"etag": coupling.row_etag, "match_condition": MatchConditions.IfNotModified} if guarded else {}
+            ops.append(("delete", entity, kwargs))
+        try:
+            await self.table.submit_transaction(ops)
+        except TableTransactionError as exc:
+            if exc.error_code != "ResourceNotFound":
+                raise self._concurrent(coupling, exc) from None
+            # Rows are only ever removed in pairs, so one missing row means the coupling is gone, unless the
+            # row we read is still there (then it changed shape, e.g. pending → complete).
+            if coupling.row_side is not None:
+                again = await self.find_coupling(coupling.mapping, coupling.row_side,
+                                                 coupling.id_of(coupling.row_side) or "")
+                if again is not None:
+                    raise ConcurrentUpdate(f"coupling of {coupling.row_side.value} record "
+                                           f"{coupling.id_of(coupling.row_side)!r} changed while uncoupling") from None
+
+    async def uncouple(self, mapping: str, side: Side | str, record_id: str) -> Coupling | None:
+        """Remove the coupling of one record, whatever it holds; returns what was removed (None if nothing)."""
+        for _ in range(5):
+            found = await self.find_coupling(mapping, side, record_id)
+            if found is None:
+                return None
+            try:
+                await self.delete_coupling(found)
+                return found
+            except ConcurrentUpdate:
+                continue
+        raise ConcurrentUpdate(f"coupling of {Side(side).value} record {record_id!r} kept changing while uncoupling")
+
+    async def list_couplings(self, mapping: str, *, page_size: int = 1000) -> AsyncIterator[Coupling]:
+        """Every coupling of a mapping once (complete ones from their ERP row, pending ones from their only
+        row), streamed page by page."""
+        query = "PartitionKey eq @pk"
+        pages = self.table.query_entities(query, parameters={"pk": encode_key(mapping)},
+                                          results_per_page=page_size)
+        async for entity in pages:
+            c = _from_entity(entity)
+            if c.pending or c.row_side is Side.ERP:
+                yield c
+
+    def _guarded_update(self, c: Coupling, side: Side) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        return ("update", _to_entity(c, side),
+                {"mode": UpdateMode.REPLACE, "etag": c.row_etag, "match_condition": MatchConditions.IfNotModified})
+
+    @staticmethod
+    def _concurrent(c: Coupling, exc: TableTransactionError | ResourceModifiedError) -> ConcurrentUpdate:
+        side = c.row_side or c.reserved_by or Side.ERP
+        return ConcurrentUpdate(f"coupling of {Side(side).value} record {c.id_of(side)!r} in mapping {c.mapping!r} "
+                                f"was changed or removed by another worker ({getattr(exc, 'error_code', exc)})")

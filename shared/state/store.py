@@ -1,0 +1,72 @@
+"""The state store: one object handing out the five table stores, over an injected TableServiceClient."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from azure.data.tables.aio import TableServiceClient
+
+from shared.http.redact import Redactor
+from shared.settings import StorageSettings
+from shared.state.couplings import CouplingStore
+from shared.state.error_records import ErrorStore
+from shared.state.jobs import JobStore
+from shared.state.subscriptions import SubscriptionStore
+from shared.state.watermarks import WatermarkStore
+
+
+@dataclass(frozen=True)
+class TableNames:
+    couplings: str = "dualsynccouplings"
+    watermarks: str = "dualsyncwatermarks"
+    jobs: str = "dualsyncjobs"
+    errors: str = "dualsyncerrors"
+    subscriptions: str = "dualsyncsubscriptions"
+
+    @classmethod
+    def from_settings(cls, storage: StorageSettings) -> TableNames:
+        return cls(**storage.table_names())
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> TableNames:
+        """Names `<prefix>couplings` … (tests use a unique prefix each)."""
+        return cls(*(prefix + name for name in ("couplings", "watermarks", "jobs", "errors", "subscriptions")))
+
+    def as_dict(self) -> Mapping[str, str]:
+        return {"couplings": self.couplings, "watermarks": self.watermarks, "jobs": self.jobs,
+                "errors": self.errors, "subscriptions": self.subscriptions}
+
+
+class StateStore:
+    """`store.couplings`, `.watermarks`, `.jobs`, `.errors`, `.subscriptions` over one service client.
+
+    The caller owns `service` (and closes it); call `ensure_tables()` once at start-up to create missing
+    tables. Use one StateStore per event loop: the aio clients are bound to the loop they first ran on.
+    """
+
+    def __init__(self, service: TableServiceClient, names: TableNames | None = None, *,
+                 redactor: Redactor | None = None) -> None:
+        self.service = service
+        self.names = names or TableNames()
+        table = service.get_table_client
+        self.couplings = CouplingStore(table(self.names.couplings))
+        self.watermarks = WatermarkStore(table(self.names.watermarks))
+        self.jobs = JobStore(table(self.names.jobs))
+        self.errors = ErrorStore(table(self.names.errors), redactor=redactor)
+        self.subscriptions = SubscriptionStore(table(self.names.subscriptions))
+
+    async def ensure_tables(self) -> None:
+        """Create every table that does not exist yet (idempotent)."""
+        for name in self.names.as_dict().values():
+            await self.service.create_table_if_not_exists(name)
+
+
+def service_from_settings(storage: StorageSettings) -> TableServiceClient:
+    """A TableServiceClient from a connection string, or from the account URL with the managed identity."""
+    if storage.connection_string is not None and storage.connection_string.get_secret_value():
+        return TableServiceClient.from_connection_string(storage.connection_string.get_secret_value())
+    from azure.identity.aio import DefaultAzureCredential  # only in Azure: managed identity
+
+    assert storage.account_url is not None  # guaranteed by StorageSettings validation
+    return TableServiceClient(endpoint=storage.account_url, credential=DefaultAzureCredential())
