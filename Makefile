@@ -33,7 +33,8 @@ demo: $(STAMP) $(AZURITE)
 	$(PY) -m scripts.demo
 
 bench: $(STAMP)
-	$(PY) -m bench.emulator_throughput
+	$(PY) -m bench.emulator_business_central
+	$(PY) -m bench.emulator_dataverse
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .ruff_cache

@@ -77,12 +77,14 @@ class Notifier:
         BC sends it as a POST (as Microsoft Graph webhooks do), so the emulator POSTs with an empty body."""
         self._loop = asyncio.get_running_loop()
         token = secrets.token_urlsafe(24)
+        limit = self.env.settings.handshake_timeout_s
         try:
-            resp = await self.http.post(url, params={"validationToken": token}, content=b"",
-                                        timeout=self.env.settings.handshake_timeout_s)
+            # The whole exchange must finish in time (a deadline, not only an idle-read timeout).
+            resp = await asyncio.wait_for(self.http.post(url, params={"validationToken": token}, content=b"",
+                                                         timeout=limit), limit)
             ok = resp.status_code == 200 and resp.text.strip() == token
             detail = f"answered {resp.status_code}" if resp.status_code != 200 else "did not return the token"
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, TimeoutError) as exc:
             ok, detail = False, f"could not be reached ({type(exc).__name__})"
         if not ok:
             raise BCError(400, "BadRequest", f"The subscription could not be validated: the notification URL "

@@ -12,7 +12,6 @@ from urllib.parse import quote, urlencode
 from emulators.common.query import QueryError, parse_query, run_query
 from emulators.dataverse import delta
 from emulators.dataverse.errors import BAD_PROPERTY, QUERY_SYNTAX, DataverseError
-from emulators.dataverse.keys import key_not_found
 from emulators.dataverse.schema import TableDef
 
 if TYPE_CHECKING:
@@ -60,7 +59,7 @@ def read_one(emu: Emulator, req: ApiRequest, table: TableDef, key: str,
 
     row, parsed = emu.locate(table, key)
     if row is None:
-        raise _missing(table, parsed) if isinstance(parsed, str) else key_not_found(table)
+        raise _missing(table, parsed)
     select = select_of(req, table)
     etag = emu.etag(row)
     if req.headers.get("if-none-match", "").strip() == etag:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -42,6 +43,12 @@ class RetryPolicy:
             raise ValueError("RetryPolicy.max_attempts must be at least 1")
         if min(self.max_elapsed, self.base_delay, self.max_delay, self.rate_limit_base) < 0:
             raise ValueError("RetryPolicy delays and budget must not be negative")
+
+    @classmethod
+    def from_settings(cls, retry: Any) -> RetryPolicy:
+        """From `shared.settings.RetrySettings` (duck-typed, so this module does not import settings)."""
+        return cls(max_attempts=retry.max_attempts, max_elapsed=retry.max_elapsed_s, base_delay=retry.base_delay_s,
+                   max_delay=retry.max_delay_s, rate_limit_base=retry.rate_limit_base_s)
 
     def delay(self, attempt: int, verdict: Classification, rand: float) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based); `rand` is uniform in [0, 1)."""

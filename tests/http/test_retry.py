@@ -176,3 +176,10 @@ def test_full_jitter_never_exceeds_the_cap(rands: list[float]) -> None:
 def test_invalid_policy_is_refused() -> None:
     with pytest.raises(ValueError, match="max_attempts"):
         RetryPolicy(max_attempts=0)
+
+
+def test_policy_from_settings() -> None:
+    from shared.settings import RetrySettings
+
+    policy = RetryPolicy.from_settings(RetrySettings(max_attempts=3, max_elapsed_s=9, rate_limit_base_s=1))
+    assert (policy.max_attempts, policy.max_elapsed, policy.rate_limit_base, policy.base_delay) == (3, 9, 1, 0.5)

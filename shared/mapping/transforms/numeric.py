@@ -42,11 +42,12 @@ def _plain(number: Decimal, decimals: int) -> int | float:
 
 @register
 class Round(TransformBase):
-    """Round to `decimals` places with `mode` (default half_even, as Decimal does)."""
+    """Round to `decimals` places with `mode`; the default, half_up, is BC's "Round" rule (to nearest,
+    halves away from zero)."""
 
     type: Literal["round"] = "round"
     decimals: int = 0
-    mode: Literal["half_even", "half_up", "half_down", "up", "down", "ceiling", "floor"] = "half_even"
+    mode: Literal["half_even", "half_up", "half_down", "up", "down", "ceiling", "floor"] = "half_up"
     kind: ClassVar[InverseKind] = "normalising"
 
     def forward(self, value: Any, ctx: TransformContext) -> Any:

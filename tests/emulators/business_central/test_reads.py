@@ -6,6 +6,8 @@ import re
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emulators.business_central.schema import ENTITY_SETS
 from tests.emulators.business_central.conftest import API, TENANT
@@ -219,3 +221,55 @@ async def test_document_lines_by_document_and_expand(bc: httpx.AsyncClient, base
     assert sorted(r["id"] for r in expanded["salesOrderLines"]) == sorted(r["id"] for r in lines)
     assert order["totalAmountExcludingTax"] == pytest.approx(sum(r["amountExcludingTax"] for r in lines))
     assert_error(await bc.get(f"{base}salesOrders({order['id']})/salesInvoiceLines"), 404, "BadRequest_NotFound")
+
+
+async def test_date_and_guid_filters(bc: httpx.AsyncClient, base: str) -> None:
+    orders = (await bc.get(f"{base}salesOrders")).json()["value"]
+    late = {o["id"] for o in orders if o["orderDate"] >= "2025-06-01"}
+    got = (await bc.get(f"{base}salesOrders", params={"$filter": "orderDate ge 2025-06-01"})).json()["value"]
+    assert {o["id"] for o in got} == late
+    cust = orders[0]["customerId"]
+    got = (await bc.get(f"{base}salesOrders", params={"$filter": f"customerId eq {cust.upper()}"})).json()["value"]
+    assert {o["id"] for o in got} == {o["id"] for o in orders if o["customerId"] == cust}
+
+
+_APP = None
+
+
+def _shared_app() -> tuple[object, str]:
+    global _APP
+    if _APP is None:
+        from emulators.business_central import create_app
+        from tests.emulators.business_central.conftest import make_settings
+        _APP = create_app(make_settings(records=40))
+    company = next(r["id"] for r in _APP.state.emulator.store.table("companies").all()
+                   if r["name"] == "CRONUS USA, Inc.")
+    return _APP, company
+
+
+@settings(max_examples=40, deadline=None)
+@given(op=st.sampled_from(["eq", "ne", "gt", "ge", "lt", "le"]), limit=st.integers(0, 1600),
+       size=st.integers(1, 15))
+def test_numeric_filters_and_paging_agree_with_python(op: str, limit: int, size: int) -> None:
+    import asyncio
+    import operator
+
+    app, company = _shared_app()
+    py = {"eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "ge": operator.ge, "lt": operator.lt,
+          "le": operator.le}[op]
+    expected = {r["id"] for r in app.state.emulator.rows("items", company) if py(r["unitPrice"], limit)}
+
+    async def fetch() -> list[str]:
+        from tests.emulators.business_central.conftest import token
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bc.test") as h:
+            h.headers["Authorization"] = f"Bearer {await token(h)}"
+            url: str | None = f"{API}companies({company})/items?$filter=unitPrice {op} {limit}&$orderby=unitPrice"
+            seen: list[str] = []
+            while url:
+                body = (await h.get(url, headers={"Prefer": f"odata.maxpagesize={size}"})).json()
+                seen += [r["id"] for r in body["value"]]
+                url = body.get("@odata.nextLink")
+            return seen
+
+    seen = asyncio.run(fetch())
+    assert len(seen) == len(set(seen)) and set(seen) == expected
