@@ -77,6 +77,7 @@ async def _entity(env: Environment, req: ApiRequest, target: Target) -> ApiRespo
         if req.method == "POST":
             async with _writing(env, req):
                 row = _create(env, req, entity, company, parent_id)
+            # OData v4 answers 201 with the new entity's URL in Location; BC follows the protocol here.
             location = f"{req.base}{target.context}({row['id']})"
             resp = _single(env, req, row, f"{target.context}/$entity", 201)
             resp.headers["Location"] = location
@@ -156,7 +157,7 @@ def _create(env: Environment, req: ApiRequest, entity: EntitySet, company: str,
         changes.setdefault("sequence", 10000 + max(
             [r.get("sequence", 0) for r in env.rows(entity.name, company) if r.get("documentId") == doc["id"]],
             default=0))
-    series = dict(env._series)
+    series = dict(env.number_series)
     try:
         if entity.series is not None and not changes.get("number"):
             changes["number"] = env.next_number(entity, company)
@@ -167,7 +168,7 @@ def _create(env: Environment, req: ApiRequest, entity: EntitySet, company: str,
         refs.resolve(env, entity.name, company, changes)
         refs.derive(env, entity.name, company, changes, record)
     except BCError:
-        env._series = series  # a failed insert does not use up a number, as in BC's transaction
+        env.number_series = series  # a failed insert does not use up a number, as in BC's transaction
         raise
     record.update(changes)
     record[COMPANY] = company.lower()

@@ -38,7 +38,7 @@ def reseed(env: Environment, records: int, seed_value: int) -> None:
             table.rows.clear()
             table.versions.clear()
         env.store.changes.clear()
-        env._series.clear()
+        env.number_series.clear()
         if env.webhooks is not None:
             env.webhooks.reset()
         seed(env, records or env.settings.records, seed_value)

@@ -109,11 +109,11 @@ async def run_batch(env: Environment, body: Any, headers: dict[str, str], client
         await run_all()
     else:
         async with env.write_lock:
-            series = dict(env._series)
+            series = dict(env.number_series)
             try:
                 with env.store.transaction():
                     if await run_all():
                         raise _Rollback
             except _Rollback:
-                env._series = series  # number series are rolled back with the rest
+                env.number_series = series  # number series are rolled back with the rest
     return ApiResponse(200, {"responses": responses})

@@ -47,7 +47,7 @@ class _Seeder:
             _, first, step = spec.series
             n = self.counters[entity] = self.counters.get(entity, first - step) + step
             record["number"] = format_number(spec, n)
-            self.env._series[(self.company, entity)] = n
+            self.env.number_series[(self.company, entity)] = n
         record.update(values)
         record["id"] = self.fake.guid()
         record[COMPANY] = self.company

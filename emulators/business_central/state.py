@@ -48,7 +48,7 @@ class Environment:
         self.throttle = Throttle(settings.limits.model_copy())
         self.faults = FaultInjector(settings.faults.model_copy())
         self.store = self._new_store()
-        self._series: dict[tuple[str, str], int] = {}
+        self.number_series: dict[tuple[str, str], int] = {}
         self._write_lock: asyncio.Lock | None = None
         self.webhooks: Any = None  # the notification dispatcher, attached by the app
 
@@ -121,10 +121,10 @@ class Environment:
         assert entity.series is not None
         _, first, step = entity.series
         key = (company_id.lower(), entity.name)
-        n = self._series.get(key, first - step)
+        n = self.number_series.get(key, first - step)
         while True:
             n += step
             number = format_number(entity, n)
             if self.find_by(entity.name, company_id, "number", number) is None:
-                self._series[key] = n
+                self.number_series[key] = n
                 return number

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared.connectors.base import (
+    Aborted,
     AlreadyExists,
     ConcurrencyConflict,
     Connector,
@@ -17,6 +18,6 @@ from shared.connectors.base import (
 )
 
 __all__ = [
-    "AlreadyExists", "ConcurrencyConflict", "Connector", "ConnectorError", "NotFound", "PermanentError",
+    "Aborted", "AlreadyExists", "ConcurrencyConflict", "Connector", "ConnectorError", "NotFound", "PermanentError",
     "RateLimited", "Record", "TransientError", "WriteOp", "WriteResult",
 ]

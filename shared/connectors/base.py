@@ -41,6 +41,9 @@ class WriteOp:
     key: Mapping[str, Any] | None = None
     etag: str | None = None
     ref: str | None = None  # caller's correlation id, returned on the result
+    # For upserts only: "create_only" fails with AlreadyExists when the key is taken, "update_only" with
+    # NotFound when it is absent; None creates or updates.
+    upsert_mode: Literal["create_only", "update_only"] | None = None
 
 
 @dataclass(frozen=True)
@@ -90,11 +93,17 @@ class PermanentError(ConnectorError):
     """Validation and other 4xx answers: retrying the same request will fail the same way."""
 
 
+class Aborted(ConnectorError):
+    """A batched write that was not applied because of *another* operation: its atomic set was rolled back,
+    or the service stopped processing the batch before reaching it. Safe to send again on its own."""
+
+
 @runtime_checkable
 class Connector(Protocol):
     system: System
     side: Side
     modified_field: str  # `lastModifiedDateTime` (BC) / `modifiedon` (Dataverse)
+    supports_upsert: bool  # True when `upsert` by alternate key exists (Dataverse); BC has no alternate keys
 
     async def get(self, entity: str, record_id: str, *, select: Sequence[str] | None = None) -> Record:
         """Read one record now; raises `NotFound`."""
@@ -103,6 +112,12 @@ class Connector(Protocol):
     def list(self, entity: str, *, filter: str | None = None, select: Sequence[str] | None = None,
              orderby: str | None = None, page_size: int | None = None) -> AsyncIterator[list[Record]]:
         """Yield pages (following nextLinks), so callers keep memory bounded."""
+        ...
+
+    def list_changed_since(self, entity: str, since: dt.datetime, *, inclusive: bool = False,
+                           filter: str | None = None, select: Sequence[str] | None = None,
+                           page_size: int | None = None) -> AsyncIterator[list[Record]]:
+        """Pages of records whose `modified_field` is after `since` (at or after when `inclusive`), oldest first."""
         ...
 
     async def create(self, entity: str, payload: Mapping[str, Any]) -> Record: ...

@@ -60,14 +60,16 @@ def parse_pack(data: Any, source: str = "<memory>") -> Pack:
         header = None
     raw_mappings = data.get("mappings") if isinstance(data.get("mappings"), list) else []
     mappings: list[TableMapping] = []
+    broken: list[str] = []
     for i, raw in enumerate(raw_mappings):
         label = raw.get("name") if isinstance(raw, dict) and isinstance(raw.get("name"), str) else f"#{i + 1}"
         try:
             mappings.append(TableMapping.model_validate(raw))
         except ValidationError as exc:
             problems += [_located(source, label, raw, err, None) for err in exc.errors()]
+            broken.append(label)
     routes = header.routes if header is not None else []
-    problems += check_pack(source, mappings, routes)
+    problems += check_pack(source, mappings, routes, broken)
     if problems or header is None:
         raise PackError(problems)
     by_name = {m.name: m for m in mappings}

@@ -14,12 +14,15 @@ from shared.mapping.model import FieldMapping, Route, TableMapping
 from shared.mapping.types import Direction, Side
 
 
-def check_pack(file: str, mappings: Sequence[TableMapping], routes: Sequence[Route]) -> list[PackProblem]:
+def check_pack(file: str, mappings: Sequence[TableMapping], routes: Sequence[Route],
+               broken: Sequence[str] = ()) -> list[PackProblem]:
+    """Cross-checks over the mappings that passed structural validation. `broken` names the mappings that
+    did not (their own problems are already reported): references to them are not "unknown"."""
     problems: list[PackProblem] = []
     names = [m.name for m in mappings]
     for name in sorted({n for n in names if names.count(n) > 1}):
         problems.append(PackProblem(file, name, "name", "two mappings have this name"))
-    known = set(names)
+    known = set(names) | set(broken)
     for m in mappings:
         problems += _check_mapping(file, m, known)
     cycle = find_cycle(mappings)
@@ -27,7 +30,7 @@ def check_pack(file: str, mappings: Sequence[TableMapping], routes: Sequence[Rou
         problems.append(PackProblem(file, cycle[0], "depends_on", f"dependency cycle: {' → '.join(cycle)}"))
     by_name = {m.name: m for m in mappings}
     for r in routes:
-        problems += _check_route(file, r, by_name)
+        problems += _check_route(file, r, by_name, known)
     return problems
 
 
@@ -89,14 +92,15 @@ def _check_field(m: TableMapping, f: FieldMapping, known: set[str]) -> list[str]
     return out
 
 
-def _check_route(file: str, r: Route, by_name: dict[str, TableMapping]) -> list[PackProblem]:
+def _check_route(file: str, r: Route, by_name: dict[str, TableMapping], known: set[str]) -> list[PackProblem]:
     out = []
     flow = Direction.from_source(r.side)
     for i, name in enumerate(r.mappings):
         m = by_name.get(name)
         where = f"routes.{r.name}"
         if m is None:
-            out.append(PackProblem(file, None, where, f"route refers to unknown mapping '{name}'"))
+            if name not in known:  # a structurally broken mapping is reported on its own
+                out.append(PackProblem(file, None, where, f"route refers to unknown mapping '{name}'"))
             continue
         if m.entity(r.side).entity != r.entity:
             out.append(PackProblem(file, name, where, f"the route reads {r.side.value} entity '{r.entity}' "

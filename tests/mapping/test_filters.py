@@ -11,12 +11,12 @@ from shared.odata import evaluate_filter, parse_filter
 
 from .conftest import table
 
-USER = {"isdisabled": False, "islicensed": True, "isintegrationuser": False, "fullname": "Ann"}
+USER = {"isdisabled": False, "islicensed": True, "applicationid": None, "fullname": "Ann"}
 
 
 @pytest.mark.parametrize(("changes", "expected"), [
     ({}, True), ({"isdisabled": True}, False), ({"islicensed": False}, False),
-    ({"isintegrationuser": True}, False), ({"islicensed": None}, False),
+    ({"applicationid": "5b1c7a51-7cc4-4b5e-9b0e-21f0a9a2f0aa"}, False), ({"islicensed": None}, False),
 ])
 def test_salespeople_filter_in_process(bc_sales, changes, expected):
     assert matches(bc_sales.mapping("salespeople"), {**USER, **changes}, Side.CRM) is expected
@@ -45,7 +45,7 @@ def test_default_filters_of_bc_sales(bc_sales, mapping, side, record, expected):
 def test_source_filter_is_valid_odata_with_the_same_meaning(bc_sales):
     m = bc_sales.mapping("salespeople")
     text = source_filter(m, Side.CRM)
-    assert text == "isdisabled eq false and islicensed eq true and isintegrationuser eq false"
+    assert text == "isdisabled eq false and islicensed eq true and applicationid eq null"
     parse_filter(text)
     for record in (USER, {**USER, "isdisabled": True}):
         assert evaluate_filter(text, record) is matches(m, record, Side.CRM)

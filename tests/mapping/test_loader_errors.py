@@ -90,6 +90,15 @@ def test_all_problems_of_all_mappings_are_collected(write_pack):
             ("four", "displayName ⇄ name")} <= located
 
 
+def test_a_reference_to_a_broken_mapping_is_not_called_unknown(write_pack):
+    """Only the broken mapping's own problem is reported, not a misleading "unknown mapping"."""
+    doc = pack_doc(table(name="one", direction="up"),
+                   table(name="two", depends_on=["one"], fields=[{**F, "lookup": {"mapping": "one"}}]))
+    with pytest.raises(PackError) as caught:
+        load_pack(write_pack(doc))
+    assert [(p.mapping, p.field) for p in caught.value.problems] == [("one", "direction")]
+
+
 @pytest.mark.parametrize(("text", "words"), [
     ("name: x\n  bad: [", ["invalid YAML", "line"]),
     ("- just\n- a list\n", ["a pack is a mapping", "list"]),

@@ -1,0 +1,302 @@
+"""Dataverse Web API connector (PROTOCOLS.md §1): the CRM side.
+
+Every request sends `Accept: application/json`, `OData-MaxVersion: 4.0`, `OData-Version: 4.0`; writes add
+`Prefer: return=representation` so the answer carries the new etag and `modifiedon`. Updates always send
+`If-Match` (the etag, or `*`): a PATCH to a key URL without it is an upsert and would quietly re-create a
+record someone deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import httpx
+from azure.core.credentials_async import AsyncTokenCredential
+
+from shared.connectors.base import Aborted, ConnectorError, NotFound, PermanentError, Record, WriteOp, WriteResult
+from shared.connectors.dataverse_batch import (
+    BatchFormatError,
+    BatchRequest,
+    BatchResponse,
+    boundary_of,
+    build_batch,
+    parse_batch_response,
+)
+from shared.connectors.errors import error_from_parts, error_from_request_error
+from shared.connectors.odata import (
+    and_filters,
+    check_guid,
+    check_identifier,
+    format_datetime,
+    key_segment,
+    query_string,
+    to_record,
+    with_fields,
+)
+from shared.connectors.service import ServiceClient, check_op, run_in_chunks
+from shared.http.auth import make_credential
+from shared.http.limits import DATAVERSE, ConcurrencyLimiter
+from shared.http.paging import PagingError, page_items
+from shared.http.redact import Redactor
+from shared.http.retry import RequestError, RetryExecutor
+from shared.mapping.types import Side, System
+from shared.settings import CrmSettings
+
+DEFAULT_API_PATH = "/api/data/v9.2"
+MAX_BATCH = 1000  # requests per $batch (service limit)
+MAX_PAGE = 5000
+MODIFIED_BY = "_modifiedby_value"
+HEADERS = {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"}
+WRITE_HEADERS = {"Prefer": "return=representation", "Content-Type": "application/json"}
+# Primary key attribute (`<logicalname>id`) per entity set, where the plural does not simply end in "s".
+PRIMARY_KEYS = {
+    "transactioncurrencies": "transactioncurrencyid", "opportunities": "opportunityid",
+    "uomschedules": "uomscheduleid", "productpricelevels": "productpricelevelid",
+    "businessunits": "businessunitid", "activityparties": "activitypartyid",
+}
+_ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
+
+
+class DataverseConnector:
+    """Reads and writes Dataverse tables through the Web API. See `shared.connectors.base.Connector`."""
+
+    system = System.DATAVERSE
+    side = Side.CRM
+    modified_field = "modifiedon"
+    supports_upsert = True
+
+    def __init__(self, http: httpx.AsyncClient, credential: AsyncTokenCredential, *, base_url: str,
+                 api_path: str = DEFAULT_API_PATH, scope: str | None = None,
+                 limiter: ConcurrencyLimiter | None = None, retry: RetryExecutor | None = None,
+                 redactor: Redactor | None = None, max_concurrency: int = 16, batch_size: int = 200,
+                 page_size: int = MAX_PAGE, primary_keys: Mapping[str, str] | None = None) -> None:
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValueError(f"Dataverse batch_size must be 1…{MAX_BATCH}, got {batch_size}")
+        if not 1 <= page_size <= MAX_PAGE:
+            raise ValueError(f"Dataverse page_size must be 1…{MAX_PAGE}, got {page_size}")
+        self.root = base_url.rstrip("/") + "/" + api_path.strip("/") + "/"
+        self.svc = ServiceClient(http, credential, scope=scope or base_url.rstrip("/") + "/.default",
+                                 target=DATAVERSE, headers=HEADERS, max_concurrency=max_concurrency,
+                                 limiter=limiter, retry=retry, redactor=redactor)
+        self.batch_size = batch_size
+        self.page_size = page_size
+        self.primary_keys = {**PRIMARY_KEYS, **(primary_keys or {})}
+
+    @classmethod
+    def from_settings(cls, settings: CrmSettings, http: httpx.AsyncClient, *,
+                      credential: AsyncTokenCredential | None = None, limiter: ConcurrencyLimiter | None = None,
+                      retry: RetryExecutor | None = None) -> DataverseConnector:
+        """A connector configured from `DUALSYNC_CRM__*` settings (client secret, or the managed identity)."""
+        credential = credential or make_credential(
+            tenant_id=settings.tenant_id, client_id=settings.client_id, client_secret=settings.client_secret,
+            authority=settings.authority, http=http)
+        return cls(http, credential, base_url=settings.base_url, api_path=settings.api_path,
+                   scope=settings.effective_scope, limiter=limiter, retry=retry,
+                   redactor=Redactor([settings.client_secret]), max_concurrency=settings.max_concurrency,
+                   batch_size=settings.batch_size, page_size=settings.page_size)
+
+    # ----- addressing
+    def primary_key(self, entity: str) -> str:
+        """`accounts` → `accountid`; irregular plurals come from `PRIMARY_KEYS` / `primary_keys=`."""
+        check_identifier(entity)
+        if entity in self.primary_keys:
+            return self.primary_keys[entity]
+        singular = entity[:-3] + "y" if entity.endswith("ies") else entity.removesuffix("s")
+        return singular + "id"
+
+    def url(self, entity: str, record_id: str | None = None, *, key: Mapping[str, Any] | None = None) -> str:
+        """`…/accounts`, `…/accounts(<guid>)` or `…/accounts(accountnumber='A''1')` (quoted, percent-encoded)."""
+        base = self.root + check_identifier(entity)
+        if key is not None:
+            return base + key_segment(key)
+        return base if record_id is None else f"{base}({check_guid(record_id)})"
+
+    @staticmethod
+    def format_datetime(value: dt.datetime) -> str:
+        """A `modifiedon` literal for `$filter` (whole seconds, UTC, unquoted)."""
+        return format_datetime(value, "s")
+
+    def record(self, entity: str, body: Mapping[str, Any]) -> Record:
+        return to_record(entity, body, id_field=self.primary_key(entity), modified_field=self.modified_field,
+                         modified_by_field=MODIFIED_BY)
+
+    def _select(self, entity: str, select: Sequence[str] | None) -> list[str] | None:
+        return with_fields(select, [self.modified_field, MODIFIED_BY])
+
+    # ----- reads
+    async def get(self, entity: str, record_id: str, *, select: Sequence[str] | None = None) -> Record:
+        url = self.url(entity, record_id) + query_string(select=self._select(entity, select))
+        return self.record(entity, await self.svc.json("GET", url, context=f"read {entity}({record_id})"))
+
+    async def list(self, entity: str, *, filter: str | None = None, select: Sequence[str] | None = None,
+                   orderby: str | None = None, page_size: int | None = None) -> AsyncIterator[list[Record]]:
+        url = self.url(entity) + query_string(select=self._select(entity, select), filter=filter, orderby=orderby)
+        headers = {"Prefer": f"odata.maxpagesize={min(page_size or self.page_size, MAX_PAGE)}"}
+        async for body in self.svc.pages(url, headers=headers):
+            try:
+                items = page_items(body)
+            except PagingError as exc:
+                raise PermanentError(f"list {entity}: {exc}", code="UnexpectedResponse") from None
+            yield [self.record(entity, item) for item in items]
+
+    def list_changed_since(self, entity: str, since: dt.datetime, *, inclusive: bool = False,
+                           filter: str | None = None, select: Sequence[str] | None = None,
+                           page_size: int | None = None) -> AsyncIterator[list[Record]]:
+        """Records with `modifiedon` after `since`, oldest first. The Web API shows `modifiedon` in whole
+        seconds, so callers keep an overlap (or `inclusive=True`) and dedupe by id."""
+        changed = f"modifiedon {'ge' if inclusive else 'gt'} {self.format_datetime(since)}"
+        return self.list(entity, filter=and_filters(filter, changed), select=select, orderby="modifiedon asc",
+                         page_size=page_size)
+
+    # ----- single writes
+    async def create(self, entity: str, payload: Mapping[str, Any]) -> Record:
+        response = await self.svc.send("POST", self.url(entity), json=dict(payload), headers=WRITE_HEADERS,
+                                       context=f"create {entity}")
+        return await self._written(entity, response)
+
+    async def update(self, entity: str, record_id: str, payload: Mapping[str, Any], *,
+                     etag: str | None = None) -> Record:
+        response = await self.svc.send("PATCH", self.url(entity, record_id), json=dict(payload),
+                                       headers={**WRITE_HEADERS, "If-Match": etag or "*"},
+                                       context=f"update {entity}({record_id})")
+        return await self._written(entity, response)
+
+    async def upsert(self, entity: str, key: Mapping[str, Any], payload: Mapping[str, Any], *,
+                     create_only: bool = False, update_only: bool = False) -> Record:
+        """PATCH to the alternate-key URL: creates or updates. `create_only` (`If-None-Match: *`) raises
+        `AlreadyExists` when the key is taken; `update_only` (`If-Match: *`) raises `NotFound` when absent."""
+        response = await self.svc.send("PATCH", self.url(entity, key=key), json=dict(payload),
+                                       headers={**WRITE_HEADERS, **_upsert_condition(create_only, update_only)},
+                                       context=f"upsert {entity}{_key_text(key)}")
+        return await self._written(entity, response)
+
+    async def delete(self, entity: str, record_id: str, *, etag: str | None = None) -> None:
+        try:
+            await self.svc.send("DELETE", self.url(entity, record_id), headers={"If-Match": etag} if etag else None,
+                                context=f"delete {entity}({record_id})")
+        except NotFound:
+            return  # already gone: the outcome the caller wanted
+
+    async def _written(self, entity: str, response: httpx.Response) -> Record:
+        if response.content:
+            return self.record(entity, response.json())
+        # 204: the service ignored `return=representation`; read the record the OData-EntityId names.
+        rid = _entity_id(response.headers)
+        if rid is None:
+            raise PermanentError(f"write to {entity} answered {response.status_code} without body or "
+                                 "OData-EntityId", code="UnexpectedResponse")
+        return await self.get(entity, rid)
+
+    # ----- batched writes
+    async def write_batch(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[WriteResult]:
+        """Multipart `$batch` in chunks of `batch_size`. Atomic: one change set (all or nothing). Otherwise
+        `Prefer: odata.continue-on-error`, so one bad record does not stop the others."""
+        return await run_in_chunks(ops, self.batch_size, atomic, lambda chunk: self._batch(chunk, atomic))
+
+    def _batch_request(self, op: WriteOp) -> BatchRequest:
+        if op.method == "create":
+            return BatchRequest("POST", self.url(op.entity), WRITE_HEADERS, op.payload)
+        if op.method == "upsert":
+            assert op.key is not None
+            headers = {**WRITE_HEADERS, **_upsert_condition(op.upsert_mode == "create_only",
+                                                            op.upsert_mode == "update_only")}
+            return BatchRequest("PATCH", self.url(op.entity, key=op.key), headers, op.payload)
+        assert op.id is not None
+        if op.method == "update":
+            return BatchRequest("PATCH", self.url(op.entity, op.id), {**WRITE_HEADERS, "If-Match": op.etag or "*"},
+                                op.payload)
+        return BatchRequest("DELETE", self.url(op.entity, op.id), {"If-Match": op.etag} if op.etag else {})
+
+    async def _batch(self, ops: Sequence[WriteOp], atomic: bool) -> list[WriteResult]:
+        results: list[WriteResult | None] = [None] * len(ops)
+        sendable: list[tuple[int, BatchRequest]] = []
+        for i, op in enumerate(ops):
+            try:
+                bad = check_op(op)
+                if bad is None:
+                    sendable.append((i, self._batch_request(op)))
+            except PermanentError as exc:
+                bad = exc
+            if bad is not None:
+                results[i] = WriteResult(op, error=bad)
+        if sendable and (not atomic or len(sendable) == len(ops)):
+            answers = await self._send_batch([r for _, r in sendable], atomic, len(ops))
+            for (i, _), answer in zip(sendable, answers, strict=True):
+                results[i] = self._result(ops[i], answer)
+        why = "not applied: another operation of the atomic set was invalid"
+        return [r or WriteResult(op, error=Aborted(why, code="Aborted")) for op, r in zip(ops, results, strict=True)]
+
+    async def _send_batch(self, requests: list[BatchRequest], atomic: bool,
+                          count: int) -> list[BatchResponse | ConnectorError]:
+        content_type, body = build_batch(requests, atomic=atomic)
+        headers = {"Content-Type": content_type}
+        if not atomic:
+            headers["Prefer"] = "odata.continue-on-error"
+        context = f"$batch of {count} operations"
+        try:
+            response = await self.svc.send_raw("POST", self.root + "$batch", headers=headers, content=body)
+        except RequestError as exc:
+            # Without continue-on-error the batch answers with the failure's status, still listing each answer.
+            if exc.response is None or boundary_of(exc.response.headers.get("content-type")) is None:
+                error = error_from_request_error(exc, context, self.svc.redactor)
+                return [error] * len(requests)
+            response = exc.response
+        try:
+            parts = parse_batch_response(response.headers.get("content-type"), response.content)
+        except BatchFormatError as exc:
+            return [PermanentError(f"{context}: {exc}", code="UnexpectedResponse")] * len(requests)
+        return _match(parts, len(requests), atomic)
+
+    def _result(self, op: WriteOp, answer: BatchResponse | ConnectorError) -> WriteResult:
+        if isinstance(answer, ConnectorError):
+            return WriteResult(op, error=answer)
+        context = f"{op.method} {op.entity}{_key_text(op.key) if op.key else f'({op.id})' if op.id else ''}"
+        if answer.status >= 400:
+            if op.method == "delete" and answer.status == 404:
+                return WriteResult(op)
+            return WriteResult(op, error=error_from_parts(answer.status, answer.headers, answer.body, context,
+                                                          self.svc.redactor))
+        if op.method == "delete":
+            return WriteResult(op)
+        body = answer.json()
+        if isinstance(body, dict):
+            return WriteResult(op, record=self.record(op.entity, body))
+        rid = _entity_id(answer.headers)
+        return WriteResult(op, record=Record(op.entity, rid, {}) if rid else None)
+
+
+def _match(parts: list[BatchResponse], count: int, atomic: bool) -> list[BatchResponse | ConnectorError]:
+    """One answer (or error) per request. A failed change set is answered by the failing part alone: that
+    request gets it, the rest were rolled back. Requests the service never reached were not applied."""
+    if atomic:
+        failed = next((p for p in parts if p.status >= 400), None)
+        if failed is None and len(parts) == count:
+            by_id = {p.content_id: p for p in parts if p.content_id}
+            return [by_id.get(str(n), parts[n - 1]) for n in range(1, count + 1)]
+        cause = f"HTTP {failed.status} on operation {failed.content_id}" if failed else "an incomplete answer"
+        rolled_back = Aborted(f"not applied: the change set was rolled back after {cause}", code="Aborted")
+        return [failed if failed is not None and failed.content_id == str(n) else rolled_back
+                for n in range(1, count + 1)]
+    stopped = Aborted("not applied: the service stopped processing the batch before this operation",
+                      code="Aborted")
+    return [parts[n] if n < len(parts) else stopped for n in range(count)]
+
+
+def _upsert_condition(create_only: bool, update_only: bool) -> dict[str, str]:
+    if create_only and update_only:
+        raise PermanentError("an upsert cannot be both create-only and update-only", code="InvalidArgument")
+    if create_only:
+        return {"If-None-Match": "*"}
+    return {"If-Match": "*"} if update_only else {}
+
+
+def _key_text(key: Mapping[str, Any] | None) -> str:
+    return "(" + ",".join(f"{k}={v!r}" for k, v in (key or {}).items()) + ")"
+
+
+def _entity_id(headers: Mapping[str, str]) -> str | None:
+    m = _ENTITY_ID.search(headers.get("OData-EntityId") or headers.get("odata-entityid") or "")
+    return m.group(1).lower() if m else None
