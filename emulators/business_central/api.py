@@ -4,17 +4,20 @@ single HTTP requests and by each `$batch` operation."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from emulators.business_central import refs
-from emulators.business_central.errors import BCError, bad_request, not_found
+from emulators.business_central.errors import BCError, bad_request, error_body, not_found
 from emulators.business_central.reads import company_rows, read_collection, read_options, shape
 from emulators.business_central.routing import ApiRequest, ApiResponse, Target, parse_path
 from emulators.business_central.schema import COMPANY_FIELDS, ENTITY_SETS, EntitySet
 from emulators.business_central.state import COMPANY, Environment
 from emulators.business_central.validate import check_body
 from emulators.common.store import RecordNotFound
+
+log = logging.getLogger(__name__)
 
 
 async def handle(env: Environment, req: ApiRequest) -> ApiResponse:
@@ -28,6 +31,9 @@ async def handle(env: Environment, req: ApiRequest) -> ApiResponse:
         return await _entity(env, req, target)
     except BCError as exc:
         return ApiResponse(exc.status, exc.body(), dict(exc.headers))
+    except Exception:  # an emulator bug must not take a whole $batch down; answer as BC does on a crash
+        log.exception("unexpected error handling %s %s", req.method, req.path)
+        return ApiResponse(500, error_body("Internal_ServerError", "An unexpected error occurred."))
 
 
 def method_not_allowed(method: str) -> BCError:

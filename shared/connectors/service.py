@@ -69,7 +69,7 @@ class ServiceClient:
             return await self.send_raw(method, url, headers=headers, json=json, content=content)
         except RequestError as exc:
             error = error_from_request_error(exc, context or self.describe(method, url), self.redactor)
-            log.warning("%s", error.message)
+            log.info("%s", error.message)
             raise error from None
 
     async def json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -60,6 +61,11 @@ class RunContext:
     # Records being synced up the dependency chain (mapping, side, id): a cycle stops instead of recursing.
     active: frozenset[tuple[str, Side, str]] = frozenset()
     lookup_cache: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    dependencies: list[Any] = field(default_factory=list)  # SyncResults of dependencies synced for this record
+
+    def for_record(self) -> RunContext:
+        """A copy for one record (its own dependency list; caches shared with the run)."""
+        return dataclasses.replace(self, dependencies=[])
 
     def for_dependency(self, key: tuple[str, Side, str]) -> RunContext:
         """The context a dependency is synced in: one level deeper, created if missing, caches shared."""

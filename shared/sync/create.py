@@ -1,0 +1,144 @@
+"""Creating a counterpart idempotently: never a second record for the same source, also under concurrent
+calls, redelivered notices and crashed workers.
+
+The source record's coupling row is reserved first (insert-if-absent: exactly one worker wins); the winner
+creates and completes the coupling in one atomic transaction. A loser waits for the winner's coupling and then
+reconciles normally (finding nothing to do). A reservation older than `stale_reservation` was left by a crashed
+worker: it is taken over, and the destination is first searched by the mapping's natural key for a record the
+crashed worker may have created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from shared.connectors import AlreadyExists, ConnectorError, Record
+from shared.mapping import Direction, Side, TableMapping, field_values
+from shared.state import AlreadyCoupled, ConcurrentUpdate, Coupling
+from shared.sync import record as rec
+from shared.sync.context import RunContext
+from shared.sync.errors import MappingFailed, RetryLater
+from shared.sync.expected import expected_for, full_payload
+from shared.sync.lookups import odata_literal
+from shared.sync.outcome import Outcome, SyncResult
+
+if TYPE_CHECKING:
+    from shared.sync.engine import SyncEngine
+
+
+async def await_reservation(engine: SyncEngine, mapping: TableMapping, side: Side,
+                            coupling: Coupling) -> Coupling | None:
+    """Wait until another worker's pending reservation completes (→ the coupling) or disappears (→ None);
+    take over a stale one (→ the renewed pending coupling, now ours to create). Raises RetryLater when the
+    other worker is still busy after `reservation_wait` seconds."""
+    couplings, options = engine.state.couplings, engine.options
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + options.reservation_wait
+    delay = 0.02
+    current: Coupling | None = coupling
+    source_id = coupling.id_of(side) or ""
+    while current is not None and current.pending:
+        reserved_at = current.reserved_at
+        if reserved_at is not None and options.clock() - reserved_at > options.stale_reservation:
+            try:
+                return await couplings.renew_reservation(current, now=options.clock())
+            except ConcurrentUpdate:
+                current = await couplings.find_coupling(mapping.name, side, source_id)
+                continue
+        if loop.time() >= deadline:
+            raise RetryLater(f"another worker is creating the counterpart of {side.value} record {source_id!r} "
+                             f"in mapping '{mapping.name}'; try again later")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+        current = await couplings.find_coupling(mapping.name, side, source_id)
+    return current
+
+
+async def create_counterpart(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction,
+                             record: Record, *, reserved: Coupling | None) -> SyncResult:
+    """Create the counterpart of an uncoupled `record` (or finish a taken-over reservation `reserved`)."""
+    source, target = flow.source, flow.target
+    may_create = ctx.create if ctx.create is not None else not mapping.only_coupled
+    if reserved is None and not may_create:
+        return SyncResult(mapping.name, flow, record.id, Outcome.IGNORED,
+                          message=f"not coupled, and mapping '{mapping.name}' synchronises only coupled records "
+                                  f"(couple it, or synchronise it with create)")
+    if not mapping.direction.allows(flow):
+        return SyncResult(mapping.name, flow, record.id, Outcome.IGNORED,
+                          message=f"not coupled, and mapping '{mapping.name}' does not create {flow.value}")
+    # Map before reserving: a record that cannot be mapped is reported and leaves no reservation behind.
+    exp = await expected_for(engine, ctx, mapping, flow, record.values, None, creating=True)
+    if exp.errors:
+        raise MappingFailed("; ".join(f"{k}: {m}" for k, m in sorted(exp.errors.items())))
+    payload = full_payload(exp)
+    couplings = engine.state.couplings
+    existing: Record | None = None
+    if reserved is None:
+        try:
+            coupling = await couplings.reserve(mapping.name, source, record.id, job_id=ctx.job_id,
+                                               now=engine.options.clock())
+        except AlreadyCoupled:
+            raise ConcurrentUpdate("reserved by another worker meanwhile") from None  # decide again
+    else:
+        coupling = reserved
+        existing = await find_by_natural_key(engine, mapping, target, payload)
+    connector = engine.connector(target)
+    entity = mapping.entity(target).entity
+    writes = 0
+    if existing is None:
+        try:
+            existing = await connector.create(entity, payload)
+            writes = 1
+        except AlreadyExists:
+            existing = await find_by_natural_key(engine, mapping, target, payload)
+            if existing is None:
+                await _release(engine, coupling)
+                raise
+        except (ConnectorError, asyncio.CancelledError):
+            await _release(engine, coupling)
+            raise
+    after = await rec.settled(engine, mapping, target, existing) if writes else existing
+    if writes:
+        # A record we created holds exactly what we mapped: this pair is in step, snapshot it.
+        snapshot = {source.value: field_values(mapping, record.values, source),
+                    target.value: field_values(mapping, after.values, target)}
+        rec.stamp(engine, ctx, coupling, snapshot, {source: record, target: after})
+    try:
+        done = await couplings.complete(coupling, after.id)
+    except ConcurrentUpdate:
+        # Our reservation was taken over (we were too slow): undo our create so the taker's stays the only one.
+        if writes:
+            await connector.delete(entity, after.id)
+        raise
+    if writes:
+        return SyncResult(mapping.name, flow, record.id, Outcome.INSERTED, destination_id=after.id, writes=writes)
+    # Coupled to a record found by natural key: bring the pair in step (first sync, one-way from the source).
+    merged = await rec.merge_and_write(engine, ctx, mapping, flow, done, {source: record, target: after})
+    merged.outcome = Outcome.COUPLED
+    return merged
+
+
+async def _release(engine: SyncEngine, coupling: Coupling) -> None:
+    """Drop our reservation after a failed create, so the next attempt does not wait for a dead worker."""
+    with contextlib.suppress(ConcurrentUpdate):
+        await engine.state.couplings.delete_coupling(coupling)
+
+
+async def find_by_natural_key(engine: SyncEngine, mapping: TableMapping, side: Side,
+                              payload: Mapping[str, Any]) -> Record | None:
+    """The one uncoupled `side` record whose natural key equals the payload's, if the mapping has a key."""
+    keys = mapping.entity(side).natural_key
+    if not keys or any(payload.get(k) in (None, "") for k in keys):
+        return None
+    text = " and ".join(f"{k} eq {odata_literal(payload[k])}" for k in keys)
+    found: list[Record] = []
+    async for page in engine.connector(side).list(mapping.entity(side).entity, filter=text, page_size=2):
+        found.extend(page)
+    if len(found) != 1:
+        return None
+    if await engine.state.couplings.find_coupling(mapping.name, side, found[0].id) is not None:
+        return None
+    return found[0]

@@ -1,0 +1,100 @@
+"""`SyncEngine`: the product's heart, free of Azure Functions. It holds the pack, one connector per side and
+the state store, and offers the operations the processor, the schedules and the CLI call.
+
+    engine = SyncEngine(pack, erp=bc_connector, crm=dataverse_connector, state=state_store,
+                        options=EngineOptions(integration_users={Side.CRM: frozenset({"<systemuserid>"})}))
+    result = await engine.sync_record("customers", "to_crm", "<bc customer id>")
+    runs = await engine.sync_modified("customers")
+
+Building blocks for full sync, match-based coupling and reconcile: `sync_in_context` (one record inside a
+caller's run, optionally with a record already read from a page), `records.update_pair` /
+`create.create_counterpart` / `create.find_by_natural_key`, and the pure `plan` module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from shared.connectors import Connector, Record
+from shared.mapping import ConflictPolicy, Direction, Pack, Side, TableMapping
+from shared.state import StateStore
+from shared.sync import modified
+from shared.sync import record as records
+from shared.sync.context import EngineOptions, RunContext
+from shared.sync.modified import ModifiedRun
+from shared.sync.outcome import SyncResult, Tally
+
+
+class SyncEngine:
+    def __init__(self, pack: Pack, *, erp: Connector, crm: Connector, state: StateStore,
+                 options: EngineOptions | None = None) -> None:
+        self.pack = pack
+        self.connectors = {Side.ERP: erp, Side.CRM: crm}
+        self.state = state
+        self.options = options or EngineOptions()
+
+    def connector(self, side: Side) -> Connector:
+        return self.connectors[Side(side)]
+
+    def mapping(self, mapping: str | TableMapping) -> TableMapping:
+        return mapping if isinstance(mapping, TableMapping) else self.pack.mapping(mapping)
+
+    async def sync_record(self, mapping: str | TableMapping, direction: Direction | str, source_id: str, *,
+                          job_id: str | None = None, trigger: str = "record", create: bool | None = None,
+                          conflict: ConflictPolicy | None = None, force: bool = False) -> SyncResult:
+        """Bring one record and its counterpart in step, reading the source record now.
+
+        `direction` is the one-way flow the notice came from (`to_crm` for an ERP change). A bidirectional
+        mapping reconciles the whole pair, so a change waiting on the other side travels too. `create`:
+        None follows the mapping's `only_coupled`; True creates the counterpart of an uncoupled record.
+        `conflict` overrides the mapping's policy for this call; `force` bypasses the echo shortcuts and a
+        skipped error (an operator's retry). With no `job_id`, a job of its own (trigger `trigger`) is
+        started and finished; otherwise the outcome is counted into the given job.
+
+        Raises ValueError for a direction the mapping does not carry or a disabled mapping; every per-record
+        problem is in the result (FAILED with a message; `retryable` for transient ones)."""
+        m = self.mapping(mapping)
+        flow = self._flow(m, direction)
+        own_job = job_id is None
+        if own_job:
+            job = await self.state.jobs.start_job(m.name, direction=flow.value, trigger=trigger,
+                                                  started_at=self.options.clock())
+            job_id = job.job_id
+        ctx = RunContext(job_id=job_id, conflict=conflict, create=create, force=force)
+        result = await self.sync_in_context(ctx, m, flow, source_id)
+        tally = Tally()
+        tally.add(result)
+        if tally.job_counts():
+            await self.state.jobs.increment(m.name, job_id, **tally.job_counts())
+        if own_job:
+            await self.state.jobs.finish_job(m.name, job_id, finished_at=self.options.clock())
+        return result
+
+    async def sync_in_context(self, ctx: RunContext, mapping: TableMapping, flow: Direction, source_id: str,
+                              record: Record | None = None) -> SyncResult:
+        """One record inside the caller's run (no job bookkeeping): the piece full sync and the modified
+        sync reuse. Pass `record` when it was just read (a page of a listing); it is trusted as "now"."""
+        return await records.sync_one(self, ctx.for_record(), mapping, flow, source_id, record)
+
+    async def sync_modified(self, mapping: str | TableMapping, *, trigger: str = "schedule",
+                            now: dt.datetime | None = None) -> list[ModifiedRun]:
+        """Sync the records changed since the watermark (one job per direction; both directions for a
+        bidirectional mapping, the ERP first) and retry failed, non-skipped records. `now` is the run's start
+        (the watermark is capped at it)."""
+        m = self.mapping(mapping)
+        if not m.enabled:
+            raise ValueError(f"mapping '{m.name}' is disabled")
+        run_start = now or self.options.clock()
+        return [await modified.sync_direction(self, m, side, trigger=trigger, run_start=run_start)
+                for side in modified.source_sides(m)]
+
+    @staticmethod
+    def _flow(mapping: TableMapping, direction: Direction | str) -> Direction:
+        flow = Direction.parse(direction) if isinstance(direction, str) else direction
+        if flow is Direction.BIDIRECTIONAL:
+            raise ValueError("sync_record needs the one-way direction the change came from: to_crm or to_erp")
+        if not mapping.enabled:
+            raise ValueError(f"mapping '{mapping.name}' is disabled")
+        if not mapping.direction.allows(flow):
+            raise ValueError(f"mapping '{mapping.name}' is {mapping.direction.value}: it does not sync {flow.value}")
+        return flow

@@ -1,0 +1,119 @@
+"""Lookups: turn a reference held by the source record into the value the target side holds, through the
+couplings of the referenced mapping — syncing an uncoupled referenced record first (bounded depth), or
+failing with a clear "dependency not coupled" error. A dangling lookup is never written."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from shared.connectors import NotFound
+from shared.mapping import Direction, LookupRequest, Side, TableMapping, map_record
+from shared.sync.context import RunContext
+from shared.sync.errors import DependencyNotCoupled, RetryLater
+
+if TYPE_CHECKING:
+    from shared.sync.engine import SyncEngine
+
+BLANK = object()  # an option lookup whose value maps to no option: written as null
+
+
+def odata_literal(value: Any) -> str:
+    """`value` as an OData literal for `$filter` (strings quoted, quotes doubled)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+async def resolve(engine: SyncEngine, ctx: RunContext, request: LookupRequest) -> Any:
+    """The target-side value for `request` (an id, a code, or an option value; `BLANK` for no option).
+    Raises DependencyNotCoupled naming the mapping, the side and the value."""
+    cache_key = (request.mapping, request.source_side, request.by, request.target_by, str(request.value))
+    if cache_key in ctx.lookup_cache:
+        return ctx.lookup_cache[cache_key]
+    dep = engine.pack.mapping(request.mapping)
+    if dep.kind == "option":
+        value = await _option_value(engine, dep, request)
+    else:
+        value = await _coupled_value(engine, ctx, dep, request)
+    ctx.lookup_cache[cache_key] = value
+    return value
+
+
+async def _find_referenced(engine: SyncEngine, dep: TableMapping, request: LookupRequest) -> str:
+    """The id of the referenced record on the source side (the lookup holds its id, or its `by` field)."""
+    side = request.source_side
+    if request.by is None:
+        return str(request.value)
+    entity = dep.entity(side).entity
+    async for page in engine.connector(side).list(entity, filter=f"{request.by} eq {odata_literal(request.value)}",
+                                                  page_size=2):
+        if len(page) > 1:
+            raise DependencyNotCoupled(f"lookup to '{dep.name}': more than one {side.value} {entity} record has "
+                                       f"{request.by} = {request.value!r}")
+        if page:
+            return page[0].id
+    raise DependencyNotCoupled(f"lookup to '{dep.name}': no {side.value} {entity} record has "
+                               f"{request.by} = {request.value!r}")
+
+
+async def _coupled_value(engine: SyncEngine, ctx: RunContext, dep: TableMapping, request: LookupRequest) -> Any:
+    side, target = request.source_side, request.source_side.other
+    ref_id = await _find_referenced(engine, dep, request)
+    coupling = await engine.state.couplings.find_coupling(dep.name, side, ref_id)
+    if coupling is None or coupling.pending:
+        why = await _sync_dependency(engine, ctx, dep, side, ref_id)
+        coupling = await engine.state.couplings.find_coupling(dep.name, side, ref_id)
+        if coupling is None or coupling.pending:
+            raise DependencyNotCoupled(f"dependency not coupled: the {side.value} {dep.name} record {ref_id!r} "
+                                       f"(referenced as {request.value!r}) has no coupled {target.value} record; "
+                                       f"{why}")
+    other_id = coupling.id_of(target)
+    assert other_id is not None
+    if request.target_by is None:
+        return other_id
+    try:
+        other = await engine.connector(target).get(dep.entity(target).entity, other_id)
+    except NotFound:
+        raise DependencyNotCoupled(f"dependency not coupled: the {target.value} {dep.name} record {other_id!r} "
+                                   f"coupled to {ref_id!r} no longer exists") from None
+    return other.values.get(request.target_by)
+
+
+async def _sync_dependency(engine: SyncEngine, ctx: RunContext, dep: TableMapping, side: Side, ref_id: str) -> str:
+    """Try to sync the referenced record first; returns why that did not couple it (for the error message)."""
+    flow = Direction.from_source(side)
+    key = (dep.name, side, ref_id)
+    if not dep.enabled:
+        return f"mapping '{dep.name}' is disabled"
+    if not dep.direction.allows(flow):
+        return (f"mapping '{dep.name}' does not sync {flow.value} (it is {dep.direction.value}); couple the "
+                f"record or sync '{dep.name}' first")
+    if ctx.depth >= engine.options.max_dependency_depth:
+        return f"dependency depth limit {engine.options.max_dependency_depth} reached; sync '{dep.name}' first"
+    if key in ctx.active:
+        return "the records refer to each other in a cycle; sync one of them first"
+    result = await engine.sync_in_context(ctx.for_dependency(key), dep, flow, ref_id)
+    ctx.dependencies.append(result)
+    if result.retryable:
+        raise RetryLater(f"dependency {dep.name} {ref_id!r} could not be synced yet: {result.message}")
+    return f"syncing it first gave: {result.outcome.value}{': ' + result.message if result.message else ''}"
+
+
+async def _option_value(engine: SyncEngine, dep: TableMapping, request: LookupRequest) -> Any:
+    """Option mappings need no coupling: read the ERP record (payment terms) and map it to its option value."""
+    if request.source_side is not Side.ERP:
+        raise DependencyNotCoupled(f"lookup to option mapping '{dep.name}' maps ERP → CRM only")
+    ref_id = await _find_referenced(engine, dep, request)
+    try:
+        record = await engine.connector(Side.ERP).get(dep.erp.entity, ref_id)
+    except NotFound:
+        raise DependencyNotCoupled(f"lookup to '{dep.name}': the ERP {dep.erp.entity} record {ref_id!r} "
+                                   f"does not exist") from None
+    result = map_record(dep, record.values, Direction.TO_CRM)
+    if result.errors:
+        raise DependencyNotCoupled(f"lookup to option mapping '{dep.name}': {result.errors[0]}")
+    attribute = dep.crm.option_set or dep.crm.key
+    value = result.payload.get(attribute)
+    return BLANK if value is None or value == "" else value

@@ -1,0 +1,92 @@
+"""The modified-records sync of one mapping: every record changed since the watermark, both directions for a
+bidirectional mapping, plus records whose last sync failed and that are not skipped.
+
+Watermarks follow meltano's rule: read `modified-on ge (watermark − overlap)`, de-duplicate by id, and store
+the *run's start* as the new watermark (never a record's timestamp, which may lie in a future the next run
+would skip past). A record that failed transiently holds the watermark back to its modified-on, so the next
+run reads it again; a record that failed permanently has an error record and is retried from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from shared.connectors import Record
+from shared.mapping import Direction, Side, TableMapping, source_filter
+from shared.sync.context import RunContext
+from shared.sync.outcome import SyncResult, Tally
+
+if TYPE_CHECKING:
+    from shared.sync.engine import SyncEngine
+
+
+@dataclass
+class ModifiedRun:
+    """One direction of one modified-records run: its job, the window read, and what came of it."""
+
+    mapping: str
+    direction: Direction
+    job_id: str
+    since: dt.datetime | None
+    reached: dt.datetime | None  # the watermark stored at the end (None: not advanced)
+    tally: Tally
+    failures: list[SyncResult] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.tally.job_counts()
+
+
+def source_sides(mapping: TableMapping) -> list[Side]:
+    """The sides records are read from: the ERP first (the system of record), then the CRM."""
+    return [s for s in (Side.ERP, Side.CRM) if mapping.direction.allows(Direction.from_source(s))]
+
+
+async def sync_direction(engine: SyncEngine, mapping: TableMapping, side: Side, *, trigger: str,
+                         run_start: dt.datetime) -> ModifiedRun:
+    flow = Direction.from_source(side)
+    state, connector = engine.state, engine.connector(side)
+    watermark = await state.watermarks.find_watermark(mapping.name, flow.value)
+    since = watermark - engine.options.overlap if watermark is not None else None
+    modified_field = engine.pack.modified_field(mapping, side) or connector.modified_field
+    text = source_filter(mapping, side, modified_field=modified_field, modified_since=since)
+    job = await state.jobs.start_job(mapping.name, direction=flow.value, trigger=trigger, started_at=run_start)
+    ctx = RunContext(job_id=job.job_id)
+    run = ModifiedRun(mapping.name, flow, job.job_id, since, None, Tally())
+    seen: set[str] = set()
+    hold_back: list[dt.datetime | None] = []
+    gate = asyncio.Semaphore(engine.options.concurrency)
+
+    async def one(record_id: str, record: Record | None) -> None:
+        async with gate:
+            result = await engine.sync_in_context(ctx, mapping, flow, record_id, record)
+        run.tally.add(result)
+        if not result.ok:
+            run.failures.append(result)
+        if result.retryable:
+            hold_back.append(record.modified_on if record is not None else None)
+
+    try:
+        async for page in connector.list(mapping.entity(side).entity, filter=text):
+            fresh = [r for r in page if r.id not in seen]
+            seen.update(r.id for r in fresh)
+            await asyncio.gather(*(one(r.id, r) for r in fresh))
+        retry = [e.source_id async for e in state.errors.list_errors(mapping.name, skipped=False)
+                 if e.direction == flow.value and e.source_id not in seen]
+        await asyncio.gather(*(one(source_id, None) for source_id in retry))
+    except BaseException as exc:
+        await state.jobs.increment(mapping.name, job.job_id, **run.tally.job_counts())
+        await state.jobs.finish_job(mapping.name, job.job_id, status="failed", message=str(exc) or type(exc).__name__)
+        raise
+    reached: dt.datetime | None = run_start
+    if hold_back:
+        known = [t for t in hold_back if t is not None]
+        reached = min([run_start, *known]) if len(known) == len(hold_back) else None
+    if reached is not None and (watermark is None or reached > watermark):
+        run.reached = await state.watermarks.advance_watermark(mapping.name, flow.value, reached)
+    await state.jobs.increment(mapping.name, job.job_id, **run.tally.job_counts())
+    await state.jobs.finish_job(mapping.name, job.job_id, finished_at=engine.options.clock())
+    return run

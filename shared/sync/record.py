@@ -1,0 +1,212 @@
+"""`sync_record` for one record: read the source now, then bring its pair in step (level-triggered).
+
+The flow (ARCHITECTURE.md): integration-user echo → filter → coupling (wait for or take over a pending
+reservation) → create the counterpart idempotently, or read the counterpart and run the per-field three-way
+merge against the coupling's snapshot → write with If-Match → store the new snapshot. A record or coupling
+that changed under us is re-read and decided again; failures become results (and error records).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from shared.connectors import (
+    ConcurrencyConflict,
+    Connector,
+    ConnectorError,
+    NotFound,
+    RateLimited,
+    Record,
+    TransientError,
+)
+from shared.mapping import Direction, Side, Snapshot, TableMapping, field_values, matches, read_name
+from shared.state import ConcurrentUpdate, Coupling
+from shared.sync import create, deletes
+from shared.sync.context import RunContext
+from shared.sync.errors import MappingFailed, SyncFailure, UpdateConflict
+from shared.sync.expected import expected_for
+from shared.sync.outcome import Outcome, SyncResult
+from shared.sync.plan import Expected, candidates, plan_sync
+
+if TYPE_CHECKING:
+    from shared.sync.engine import SyncEngine
+
+SUCCESS, FAILURE = "success", "failure"
+
+
+async def sync_one(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction, source_id: str,
+                   record: Record | None = None) -> SyncResult:
+    """Synchronise one source record and record the outcome (error record, coupling's last result).
+    Never raises for a per-record problem: the result says what happened."""
+    error = await engine.state.errors.find_error(mapping.name, flow.value, source_id)
+    if error is not None and error.skipped and not ctx.force:
+        return SyncResult(mapping.name, flow, source_id, Outcome.SKIPPED, destination_id=error.destination_id,
+                          message=f"skipped after repeated failures: {error.message}")
+    result: SyncResult | None = None
+    for _ in range(engine.options.max_attempts):
+        try:
+            result = await _reconcile(engine, ctx, mapping, flow, source_id, record)
+            break
+        except (ConcurrencyConflict, ConcurrentUpdate):
+            record = None  # another writer got in between: read everything again and decide again
+        except SyncFailure as exc:
+            result = _failed(mapping, flow, source_id, exc.message, exc.detail, exc.retryable, exc.destination_id)
+            break
+        except (RateLimited, TransientError) as exc:
+            result = _failed(mapping, flow, source_id, f"service unavailable: {exc.message}", exc.detail, True)
+            break
+        except ConnectorError as exc:
+            result = _failed(mapping, flow, source_id, exc.message, exc.detail, False)
+            break
+    if result is None:
+        result = _failed(mapping, flow, source_id, "the record kept changing while it was synced", None, True)
+    result.dependencies = list(ctx.dependencies)
+    await _remember(engine, ctx, mapping, flow, result, had_error=error is not None)
+    return result
+
+
+def _failed(mapping: TableMapping, flow: Direction, source_id: str, message: str, detail: str | None,
+            retryable: bool, destination_id: str | None = None) -> SyncResult:
+    return SyncResult(mapping.name, flow, source_id, Outcome.FAILED, destination_id=destination_id, message=message,
+                      detail=detail, retryable=retryable)
+
+
+async def _remember(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction,
+                    result: SyncResult, *, had_error: bool) -> None:
+    """Permanent failures become error records (skipped after the same error twice) and the coupling's last
+    result; transient ones are left to the caller's redelivery and the modified-records sync (watermark held
+    back), so a throttling storm never skips records. A success clears the record's error."""
+    errors = engine.state.errors
+    if result.outcome is Outcome.FAILED and not result.retryable:
+        record = await errors.record_failure(mapping.name, direction=flow.value, source_id=result.source_id,
+                                             message=result.message or "failed", detail=result.detail,
+                                             destination_id=result.destination_id, job_id=ctx.job_id)
+        coupling = await engine.state.couplings.find_coupling(mapping.name, flow.source, result.source_id)
+        if coupling is not None and not coupling.pending:
+            setattr(coupling, f"result_{flow.value}", FAILURE)
+            coupling.attempts += 1
+            coupling.skipped = record.skipped
+            coupling.last_job_id = ctx.job_id or coupling.last_job_id
+            with contextlib.suppress(ConcurrentUpdate):  # someone synced it meanwhile: their result stands
+                await engine.state.couplings.update_coupling(coupling)
+    elif result.ok and had_error:
+        await errors.delete_error(mapping.name, flow.value, result.source_id)
+
+
+async def get_or_none(connector: Connector, entity: str, record_id: str) -> Record | None:
+    try:
+        return await connector.get(entity, record_id)
+    except NotFound:
+        return None
+
+
+async def _reconcile(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction, source_id: str,
+                     record: Record | None) -> SyncResult:
+    source = flow.source
+    if record is None:
+        record = await get_or_none(engine.connector(source), mapping.entity(source).entity, source_id)
+        if record is None:
+            return await deletes.source_gone(engine, ctx, mapping, flow, source_id)
+    if not ctx.force and engine.options.is_integration_user(source, record.modified_by):
+        return SyncResult(mapping.name, flow, source_id, Outcome.UNCHANGED,
+                          message="last changed by the integration user: an echo of our own write")
+    if not matches(mapping, record.values, source):
+        return SyncResult(mapping.name, flow, source_id, Outcome.IGNORED, message="outside the mapping's filter")
+    couplings = engine.state.couplings
+    coupling = await couplings.find_coupling(mapping.name, source, source_id)
+    if coupling is not None and coupling.pending:
+        coupling = await create.await_reservation(engine, mapping, source, coupling)
+    if coupling is None or coupling.pending:
+        return await create.create_counterpart(engine, ctx, mapping, flow, record, reserved=coupling)
+    return await update_pair(engine, ctx, mapping, flow, record, coupling)
+
+
+def succeeded(coupling: Coupling) -> bool:
+    return FAILURE not in (coupling.result_to_crm, coupling.result_to_erp)
+
+
+async def update_pair(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction, record: Record,
+                      coupling: Coupling) -> SyncResult:
+    """The source record is coupled: read its counterpart and bring both in step."""
+    source, target = flow.source, flow.target
+    target_id = coupling.id_of(target)
+    assert target_id is not None
+    if (not ctx.force and record.etag is not None and record.etag == coupling.etag(source) and succeeded(coupling)):
+        # The source is exactly as we last synced (or wrote) it: nothing to carry from it.
+        return SyncResult(mapping.name, flow, record.id, Outcome.UNCHANGED, destination_id=target_id,
+                          message="unchanged since the last sync")
+    counterpart = await get_or_none(engine.connector(target), mapping.entity(target).entity, target_id)
+    if counterpart is None:
+        return await deletes.counterpart_gone(engine, ctx, mapping, flow, record, coupling)
+    return await merge_and_write(engine, ctx, mapping, flow, coupling, {source: record, target: counterpart})
+
+
+async def merge_and_write(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction,
+                          coupling: Coupling, records: dict[Side, Record]) -> SyncResult:
+    """Three-way merge of a coupled pair against the coupling's snapshot; write what each side must receive
+    (If-Match), then store the new snapshot. Returns MODIFIED when anything was written, else UNCHANGED."""
+    source, target = flow.source, flow.target
+    base = Snapshot(**coupling.snapshot) if coupling.snapshot else None
+    values = {side: field_values(mapping, records[side].values, side) for side in Side}
+    keys = candidates(mapping, base, values)
+    expected: dict[Side, Expected] = {}
+    for side in (target, source) if keys else ():
+        towards = Direction.from_source(side.other)
+        if mapping.direction.allows(towards):
+            expected[side] = await expected_for(engine, ctx, mapping, towards, records[side.other].values, keys)
+    modified = {side: records[side].modified_on for side in Side}
+    plan = plan_sync(mapping, source, base=base, values=values, expected=expected, keys=keys,
+                     policy=ctx.conflict, modified=modified)
+    if plan.unresolved:
+        listed = "; ".join(f"'{c.field}': ERP {c.erp!r}, CRM {c.crm!r} (last synced {c.base!r})"
+                           for c in plan.unresolved)
+        raise UpdateConflict(f"update conflict: both sides changed {listed}; conflict policy "
+                             f"'{(ctx.conflict or mapping.conflict).value}' leaves it to an operator",
+                             destination_id=records[target].id)
+    if plan.errors:
+        raise MappingFailed("; ".join(f"{k}: {m}" for k, m in sorted(plan.errors.items())),
+                            destination_id=records[target].id)
+    after = dict(records)
+    for side in plan.writes:
+        payload = expected[side].payload_for(plan.push[side])
+        written = await engine.connector(side).update(mapping.entity(side).entity, records[side].id, payload,
+                                                      etag=records[side].etag)
+        after[side] = await settled(engine, mapping, side, written)
+    snapshot = {side.value: field_values(mapping, after[side].values, side) for side in Side}
+    stale = (plan.writes or snapshot != coupling.snapshot or not succeeded(coupling)
+             or any(after[s].etag != coupling.etag(s) for s in Side))
+    if stale:
+        stamp(engine, ctx, coupling, snapshot, after)
+        await engine.state.couplings.update_coupling(coupling)
+    return SyncResult(mapping.name, flow, records[source].id, Outcome.MODIFIED if plan.writes else Outcome.UNCHANGED,
+                      destination_id=records[target].id, writes=len(plan.writes), conflicts=plan.conflicts)
+
+
+def stamp(engine: SyncEngine, ctx: RunContext, coupling: Coupling, snapshot: dict[str, dict],
+          after: dict[Side, Record]) -> None:
+    """Put a successful sync's state on the coupling (the caller writes it)."""
+    coupling.snapshot = snapshot
+    for side in Side:
+        coupling.record_synced(side, modified_on=_aware(after[side].modified_on), etag=after[side].etag)
+    coupling.result_to_crm = coupling.result_to_erp = SUCCESS
+    coupling.skipped, coupling.attempts = False, 0
+    coupling.last_job_id = ctx.job_id or coupling.last_job_id
+    coupling.synced_at = engine.options.clock()
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+async def settled(engine: SyncEngine, mapping: TableMapping, side: Side, written: Record) -> Record:
+    """The record as it is after our write: the write's answer when it carries every mapped field (BC PATCH,
+    Dataverse `return=representation`), else read back, so the snapshot holds what the side really holds
+    (normalised by the service) and our own write comes back as no change."""
+    names = {read_name(mapping, f, side) for f in mapping.fields if f.enabled and not f.sourceless}
+    if all(n in written.values for n in names if n):
+        return written
+    return await engine.connector(side).get(mapping.entity(side).entity, written.id)
