@@ -3,9 +3,8 @@ lines, and server-driven paging (`Prefer: odata.maxpagesize=N` → `@odata.nextL
 
 from __future__ import annotations
 
-import datetime as dt
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -14,7 +13,6 @@ from emulators.business_central.routing import ApiRequest, ApiResponse
 from emulators.business_central.schema import ENTITY_SETS, EntitySet
 from emulators.business_central.state import COMPANY, Environment
 from emulators.common.query import Query, QueryError, parse_query, project, run_query
-from shared.odata import ODataFilterError, evaluate_filter
 
 _SUPPORTED = {"$filter", "$select", "$orderby", "$top", "$skip", "$count", "$expand", "$skiptoken"}
 _SAFE = "$(),'"
@@ -77,18 +75,13 @@ def read_collection(env: Environment, req: ApiRequest, entity: EntitySet, compan
     if skip is not None and not skip.isdigit():
         raise bad_request(f"Invalid value '{skip}' for $skip.")
     rows = list(rows)
-    if q.filter is not None:
-        # Filter here (not in run_query) so `Edm.Date` fields, stored in their wire form "2025-03-01", compare
-        # with date literals (`orderDate ge 2025-06-01`) as dates.
-        dates = {n for n, f in entity.fields.items() if f.type == "date"}
+    if skip and not token:
+        # $skip applies before paging; emulate by filtering and ordering first, then cutting.
         try:
-            rows = [r for r in rows if evaluate_filter(q.filter, _DateView(r, dates), case_insensitive=True)]
-        except ODataFilterError as exc:
+            ordered = run_query(rows, Query(filter=q.filter, orderby=q.orderby), key=key, page_size=len(rows) or 1)
+        except QueryError as exc:
             raise bad_request(str(exc)) from exc
         q = Query(filter=None, orderby=q.orderby, top=q.top, select=q.select, count=q.count)
-    if skip and not token:
-        # $skip applies before paging; emulate by ordering first, then cutting.
-        ordered = run_query(rows, Query(orderby=q.orderby), key=key, page_size=len(rows) or 1)
         rows = ordered.rows[int(skip):]
     try:
         page = run_query(rows, q, key=key, page_size=size, token=inner)
@@ -104,28 +97,6 @@ def read_collection(env: Environment, req: ApiRequest, entity: EntitySet, compan
         body["@odata.nextLink"] = f"{req.base}{context}?{urlencode(params, quote_via=quote, safe=_SAFE)}"
     headers = {"Preference-Applied": f"odata.maxpagesize={asked}"} if asked else {}
     return ApiResponse(200, body, headers)
-
-
-class _DateView(Mapping[str, Any]):
-    """A record as the filter sees it: date fields as `datetime.date`."""
-
-    def __init__(self, row: dict[str, Any], dates: set[str]) -> None:
-        self.row, self.dates = row, dates
-
-    def __getitem__(self, name: str) -> Any:
-        value = self.row[name]
-        if name in self.dates and isinstance(value, str):
-            try:
-                return dt.date.fromisoformat(value)
-            except ValueError:
-                return value
-        return value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.row)
-
-    def __len__(self) -> int:
-        return len(self.row)
 
 
 def company_rows(env: Environment, entity: str, company: str) -> list[dict[str, Any]]:

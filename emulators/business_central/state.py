@@ -49,7 +49,6 @@ class Environment:
         self.faults = FaultInjector(settings.faults.model_copy())
         self.store = self._new_store()
         self.number_series: dict[tuple[str, str], int] = {}
-        self._write_lock: asyncio.Lock | None = None
         self.webhooks: Any = None  # the notification dispatcher, attached by the app
 
     def _new_store(self) -> Store:
@@ -63,9 +62,7 @@ class Environment:
     @property
     def write_lock(self) -> asyncio.Lock:
         """Serialises writes against `Isolation: snapshot` batches (which hold it for their whole run)."""
-        if self._write_lock is None:
-            self._write_lock = asyncio.Lock()
-        return self._write_lock
+        return self.store.write_lock
 
     # --- store hooks
     def _stamp(self, table: str, row: dict[str, Any], actor: Actor, now: dt.datetime, version: int,

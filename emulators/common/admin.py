@@ -80,7 +80,9 @@ class Admin:
         if request.method == "GET":
             return JSONResponse({"value": [self.render(r) for r in table.all()]})
         try:
-            row = table.insert(await request.json(), self._actor(request))
+            body, actor = await request.json(), self._actor(request)
+            async with self.store.write_lock:
+                row = table.insert(body, actor)
         except RecordExists as exc:
             return JSONResponse({"error": f"exists: {exc}"}, status_code=409)
         except LookupError as exc:
@@ -95,10 +97,14 @@ class Admin:
         try:
             if request.method == "GET":
                 return JSONResponse(self.render(table.get(rid)))
-            if request.method == "DELETE":
-                table.delete(rid, self._actor(request))
-                return Response(status_code=204)
-            return JSONResponse(self.render(table.update(rid, await request.json(), self._actor(request))))
+            actor = self._actor(request)
+            body = await request.json() if request.method == "PATCH" else None
+            async with self.store.write_lock:
+                if request.method == "DELETE":
+                    table.delete(rid, actor)
+                    return Response(status_code=204)
+                row = table.update(rid, body, actor)
+            return JSONResponse(self.render(row))
         except RecordNotFound:
             return JSONResponse({"error": "not found"}, status_code=404)
         except LookupError as exc:

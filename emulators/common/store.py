@@ -7,6 +7,7 @@ and an ordered log of changes that change tracking (Dataverse delta links) and w
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import datetime as dt
@@ -138,6 +139,16 @@ class Store:
         self._versions = itertools.count(1000)
         self._seq = itertools.count(1)
         self._deferred: list[Change] | None = None
+        self._write_lock: asyncio.Lock | None = None
+
+    @property
+    def write_lock(self) -> asyncio.Lock:
+        """Serialises writes on the event loop. An atomic batch holds it across its awaits (per-operation
+        latency), so no other request's write lands inside it and is rolled back with it. Every writer — API
+        handlers and the admin routes alike — takes it. (`lock` above only guards against other threads.)"""
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        return self._write_lock
 
     def add_table(self, name: str, key: str) -> Table:
         table = Table(name=name, key=key, store=self)

@@ -3,7 +3,6 @@ and resolving record references. Route handlers, `$batch`, webhooks and the admi
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
 from typing import Any
@@ -37,8 +36,8 @@ class Emulator:
         self.identity = Identity([Client(c.client_id, c.secret, user_id_for(c.client_id), c.name)
                                   for c in settings.clients])
         self.integration = next(iter(self.identity.clients.values())).actor
-        # Change sets hold this for their whole run so no other write interleaves with (and is rolled back by) them.
-        self.write_lock = asyncio.Lock()
+        # Change sets hold the store's write lock for their whole run so no other write interleaves with them.
+        self.write_lock = self.store.write_lock
         # Set by the app: webhooks.WebhookDispatcher, the FaultInjector and the Throttle in use.
         self.webhooks: Any = None
         self.faults: Any = None

@@ -185,6 +185,11 @@ class _Evaluator:
     def _comparable(self, left: Any, right: Any) -> tuple[Any, Any]:
         """Bring a record value and a literal to one comparable type, or fail clearly."""
         a, b = _normalise(left), _normalise(right)
+        # Records hold dates in their wire form ("2025-03-01"); a date literal says how to read them.
+        if _is_date(a) and isinstance(b, str):
+            b = _as_date(b)
+        elif _is_date(b) and isinstance(a, str):
+            a = _as_date(a)
         if isinstance(a, dt.datetime) or isinstance(b, dt.datetime):
             return _as_datetime(a), _as_datetime(b)
         if isinstance(a, uuid.UUID) or isinstance(b, uuid.UUID):
@@ -219,6 +224,17 @@ def _as_datetime(value: Any) -> dt.datetime:
         except ValueError:
             pass
     raise ODataFilterError(f"not a date/time: {value!r}")
+
+
+def _is_date(value: Any) -> bool:
+    return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+
+
+def _as_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value[:10])
+    except ValueError as exc:
+        raise ODataFilterError(f"not a date: {value!r}") from exc
 
 
 def _as_uuid(value: Any) -> uuid.UUID:

@@ -118,3 +118,12 @@ def test_printing_a_parsed_filter_keeps_its_meaning(text: str, record: dict) -> 
             evaluate_filter(printed, record)
         return
     assert evaluate_filter(printed, record) == expected
+
+
+def test_dates_held_as_text_compare_with_date_literals() -> None:
+    record = {"orderDate": "2025-03-01", "postedAt": "2025-03-01T23:59:00Z"}
+    assert evaluate_filter("orderDate ge 2025-03-01 and orderDate lt 2025-03-02", record)
+    assert not evaluate_filter("orderDate gt 2025-03-01", record)
+    assert evaluate_filter("postedAt le 2025-03-01", record)  # a datetime's date part, as OData's date()
+    with pytest.raises(ODataFilterError, match="not a date"):
+        evaluate_filter("orderDate eq 2025-03-01", {"orderDate": "soon"})
