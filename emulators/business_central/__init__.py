@@ -1,4 +1,4 @@
-"""Local emulator of the Business Central API v2.0 (see CONFORMANCE.md for what it does and where that is
+"""Local emulator of the Business Central API v2.0 (see emulators/README.md for what it does and where that is
 documented). Build it with `create_app(BusinessCentralSettings(...))` or run `python -m emulators.business_central`."""
 
 from __future__ import annotations

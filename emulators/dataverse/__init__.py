@@ -1,4 +1,4 @@
-"""Local Dataverse Web API v9.2 emulator: `create_app(settings)` gives an ASGI app (see CONFORMANCE.md)."""
+"""Local Dataverse Web API v9.2 emulator: `create_app(settings)` gives an ASGI app (see emulators/README.md)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 5 HttpHeader, 6 HttpQueryString — the values of the serviceendpoint table's AuthType choice) and
 `sdkmessageprocessingsteps` rows bound to it (`eventhandler_serviceendpoint@odata.bind`).
 
-Simplification (documented in CONFORMANCE.md): a step names its message and table directly with
+Simplification (documented in emulators/README.md): a step names its message and table directly with
 `messagename` (Create / Update / Delete) and `primaryobjecttypecode` (the table's logical name) instead of
 lookups to sdkmessage / sdkmessagefilter; images are `sdkmessageprocessingstepimages` rows (imagetype 0 pre,
 1 post, 2 both; `attributes` a comma list, empty = all).
