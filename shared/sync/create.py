@@ -4,8 +4,8 @@ calls, redelivered notices and crashed workers.
 The source record's coupling row is reserved first (insert-if-absent: exactly one worker wins); the winner
 creates and completes the coupling in one atomic transaction. A loser waits for the winner's coupling and then
 reconciles normally (finding nothing to do). A reservation older than `stale_reservation` was left by a crashed
-worker: it is taken over, and the destination is first searched by the mapping's natural key for a record the
-crashed worker may have created.
+worker: it is taken over. Before creating, the destination is searched by the mapping's natural key (when it has
+one): an uncoupled record found there — made by hand, or by a crashed worker — is coupled instead.
 """
 
 from __future__ import annotations
@@ -75,7 +75,6 @@ async def create_counterpart(engine: SyncEngine, ctx: RunContext, mapping: Table
         raise MappingFailed("; ".join(f"{k}: {m}" for k, m in sorted(exp.errors.items())))
     payload = full_payload(exp)
     couplings = engine.state.couplings
-    existing: Record | None = None
     if reserved is None:
         try:
             coupling = await couplings.reserve(mapping.name, source, record.id, job_id=ctx.job_id,
@@ -84,7 +83,9 @@ async def create_counterpart(engine: SyncEngine, ctx: RunContext, mapping: Table
             raise ConcurrentUpdate("reserved by another worker meanwhile") from None  # decide again
     else:
         coupling = reserved
-        existing = await find_by_natural_key(engine, mapping, target, payload)
+    # An uncoupled target record with the same natural key is this record's counterpart (created by hand, or by
+    # a worker that crashed before completing): couple it rather than create a duplicate.
+    existing = await find_by_natural_key(engine, mapping, target, payload)
     connector = engine.connector(target)
     entity = mapping.entity(target).entity
     writes = 0

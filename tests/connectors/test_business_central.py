@@ -124,3 +124,12 @@ async def test_atomic_batch_rolls_back_everything(bc: BusinessCentralConnector, 
     assert len(bc_app.state.emulator.store.table("customers")) == count + 2
     with pytest.raises(ValueError, match="exceeds the batch size"):
         await bc.write_batch([ops[0]] * 101, atomic=True)
+
+
+def test_satisfies_the_connector_protocol(bc: BusinessCentralConnector) -> None:
+    from shared.connectors.base import Connector
+
+    assert isinstance(bc, Connector) and bc.modified_field == "lastModifiedDateTime"
+    with pytest.raises(ValueError, match="batch_size"):
+        BusinessCentralConnector(bc.svc.http, bc.svc.auth.credential, tenant_id="t", environment="e",
+                                 company_id=bc.company_id, batch_size=101)

@@ -138,3 +138,14 @@ async def test_atomic_change_set_rolls_back(dv: DataverseConnector, dv_app: Star
     mixed = await dv.write_batch([ops[0], WriteOp("delete", "accounts")], atomic=True)
     assert [type(r.error) for r in mixed] == [Aborted, PermanentError]
     assert len(_rows(dv_app, "accounts")) == count + 2
+
+
+def test_satisfies_the_connector_protocol_and_names_keys(dv: DataverseConnector) -> None:
+    from shared.connectors.base import Connector
+
+    assert isinstance(dv, Connector) and dv.supports_upsert
+    assert [dv.primary_key(e) for e in ("accounts", "contacts", "transactioncurrencies", "opportunities")] == [
+        "accountid", "contactid", "transactioncurrencyid", "opportunityid"]
+    assert dv.url("accounts", key={"accountnumber": "A'1"}).endswith("/api/data/v9.2/accounts(accountnumber='A''1')")
+    with pytest.raises(ValueError, match="batch_size"):
+        DataverseConnector(dv.svc.http, dv.svc.auth.credential, base_url="https://x", batch_size=1001)

@@ -136,3 +136,23 @@ async def test_over_real_sockets() -> None:
             results = await dv.write_batch([WriteOp("delete", "accounts", id=account.id)], atomic=True)
             assert results[0].ok
             await bc.delete("customers", customer.id, etag=customer.etag)
+
+
+async def test_built_from_settings(bc_http: httpx.AsyncClient, bc_app: Starlette, dv_http: httpx.AsyncClient,
+                                   dv_app: Starlette) -> None:
+    from pydantic import SecretStr
+
+    from shared.settings import CrmSettings, ErpSettings
+
+    bc_settings: BusinessCentralSettings = bc_app.state.emulator.settings
+    erp = ErpSettings(tenant_id=bc_settings.tenant_id, authority=BC_URL, client_id=CLIENT_ID,
+                      client_secret=SecretStr("dualsync-integration-secret"), base_url=f"{BC_URL}/v2.0",
+                      company_id=make_bc(bc_http, bc_app).company_id, page_size=5)
+    crm = CrmSettings(tenant_id="t", authority=DV_URL, client_id=CLIENT_ID,
+                      client_secret=SecretStr("dualsync-integration-secret"), base_url=DV_URL, batch_size=7)
+    bc = BusinessCentralConnector.from_settings(erp, bc_http)
+    dv = DataverseConnector.from_settings(crm, dv_http)
+    assert bc.page_size == 5 and dv.batch_size == 7 and dv.svc.auth.scope == f"{DV_URL}/.default"
+    assert len(await anext(bc.list("customers"))) == 5
+    assert (await dv.create("accounts", {"name": "From settings"})).values["name"] == "From settings"
+    assert "dualsync-integration-secret" not in bc.svc.redactor.text("x dualsync-integration-secret y")
