@@ -80,7 +80,9 @@ async def test_changed_since_uses_millisecond_literal(bc: BusinessCentralConnect
     await asyncio.sleep(0.005)
     fresh = [await bc.create("customers", {"displayName": f"Fresh {i}"}) for i in range(3)]
     changed = [r async for page in bc.list_changed_since("customers", mark, page_size=2) for r in page]
-    assert [r.id for r in changed] == [r.id for r in fresh]  # oldest first, nothing older than the mark
+    assert sorted(r.id for r in changed) == sorted(r.id for r in fresh)  # nothing at or before the mark
+    stamps = [r.modified_on for r in changed]
+    assert stamps == sorted(stamps)  # oldest first (ties within a millisecond in any order)
     literal = mark.strftime("%Y-%m-%dT%H:%M:%S.") + f"{mark.microsecond // 1000:03d}Z"
     url = str(sent.to("lastModifiedDateTime")[0].url)
     assert f"$filter=lastModifiedDateTime%20gt%20{literal}&$orderby=lastModifiedDateTime%20asc" in url
