@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -18,18 +18,15 @@ from azure.core.credentials_async import AsyncTokenCredential
 from shared.connectors.base import Aborted, ConnectorError, NotFound, PermanentError, Record, WriteOp, WriteResult
 from shared.connectors.errors import error_from_parts, error_from_request_error
 from shared.connectors.odata import (
-    and_filters,
     check_guid,
     check_identifier,
     format_datetime,
-    query_string,
     to_record,
-    with_fields,
 )
+from shared.connectors.reads import ODataReads
 from shared.connectors.service import ServiceClient, body_of, check_op, run_in_chunks
 from shared.http.auth import make_credential
 from shared.http.limits import BUSINESS_CENTRAL, ConcurrencyLimiter
-from shared.http.paging import PagingError, page_items
 from shared.http.redact import Redactor
 from shared.http.retry import RequestError, RetryExecutor
 from shared.mapping.types import Side, System
@@ -48,12 +45,14 @@ def no_upsert(entity: str) -> PermanentError:
                           "by `$filter` on its number, then create or update it", code="NotSupported")
 
 
-class BusinessCentralConnector:
+class BusinessCentralConnector(ODataReads):
     """Reads and writes one company's records through the BC API v2.0. See `shared.connectors.base.Connector`."""
 
     system = System.BUSINESS_CENTRAL
     side = Side.ERP
     modified_field = "lastModifiedDateTime"
+    required_fields = ("id", "lastModifiedDateTime")
+    max_page = MAX_PAGE
     supports_upsert = False
 
     def __init__(self, http: httpx.AsyncClient, credential: AsyncTokenCredential, *, tenant_id: str,
@@ -106,31 +105,6 @@ class BusinessCentralConnector:
 
     def record(self, entity: str, body: Mapping[str, Any]) -> Record:
         return to_record(entity, body, id_field="id", modified_field=self.modified_field)
-
-    # ----- reads
-    async def get(self, entity: str, record_id: str, *, select: Sequence[str] | None = None) -> Record:
-        url = self.url(entity, record_id) + query_string(select=with_fields(select, ["id", self.modified_field]))
-        return self.record(entity, await self.svc.json("GET", url, context=f"read {entity}({record_id})"))
-
-    async def list(self, entity: str, *, filter: str | None = None, select: Sequence[str] | None = None,
-                   orderby: str | None = None, page_size: int | None = None) -> AsyncIterator[list[Record]]:
-        fields = with_fields(select, ["id", self.modified_field])
-        url = self.url(entity) + query_string(select=fields, filter=filter, orderby=orderby)
-        headers = {"Prefer": f"odata.maxpagesize={min(page_size or self.page_size, MAX_PAGE)}"}
-        async for body in self.svc.pages(url, headers=headers):
-            try:
-                items = page_items(body)
-            except PagingError as exc:
-                raise PermanentError(f"list {entity}: {exc}", code="UnexpectedResponse") from None
-            yield [self.record(entity, item) for item in items]
-
-    def list_changed_since(self, entity: str, since: dt.datetime, *, inclusive: bool = False,
-                           filter: str | None = None, select: Sequence[str] | None = None,
-                           page_size: int | None = None) -> AsyncIterator[list[Record]]:
-        """Records with `lastModifiedDateTime` after `since` (the documented incremental read), oldest first."""
-        changed = f"{self.modified_field} {'ge' if inclusive else 'gt'} {self.format_datetime(since)}"
-        return self.list(entity, filter=and_filters(filter, changed), select=select,
-                         orderby=f"{self.modified_field} asc", page_size=page_size)
 
     # ----- single writes
     async def create(self, entity: str, payload: Mapping[str, Any]) -> Record:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -27,19 +27,16 @@ from shared.connectors.dataverse_batch import (
 )
 from shared.connectors.errors import error_from_parts, error_from_request_error
 from shared.connectors.odata import (
-    and_filters,
     check_guid,
     check_identifier,
     format_datetime,
     key_segment,
-    query_string,
     to_record,
-    with_fields,
 )
+from shared.connectors.reads import ODataReads
 from shared.connectors.service import ServiceClient, check_op, run_in_chunks
 from shared.http.auth import make_credential
 from shared.http.limits import DATAVERSE, ConcurrencyLimiter
-from shared.http.paging import PagingError, page_items
 from shared.http.redact import Redactor
 from shared.http.retry import RequestError, RetryExecutor
 from shared.mapping.types import Side, System
@@ -60,12 +57,14 @@ PRIMARY_KEYS = {
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
 
 
-class DataverseConnector:
+class DataverseConnector(ODataReads):
     """Reads and writes Dataverse tables through the Web API. See `shared.connectors.base.Connector`."""
 
     system = System.DATAVERSE
     side = Side.CRM
     modified_field = "modifiedon"
+    required_fields = ("modifiedon", MODIFIED_BY)
+    max_page = MAX_PAGE
     supports_upsert = True
 
     def __init__(self, http: httpx.AsyncClient, credential: AsyncTokenCredential, *, base_url: str,
@@ -123,33 +122,6 @@ class DataverseConnector:
         return to_record(entity, body, id_field=self.primary_key(entity), modified_field=self.modified_field,
                          modified_by_field=MODIFIED_BY)
 
-    def _select(self, entity: str, select: Sequence[str] | None) -> list[str] | None:
-        return with_fields(select, [self.modified_field, MODIFIED_BY])
-
-    # ----- reads
-    async def get(self, entity: str, record_id: str, *, select: Sequence[str] | None = None) -> Record:
-        url = self.url(entity, record_id) + query_string(select=self._select(entity, select))
-        return self.record(entity, await self.svc.json("GET", url, context=f"read {entity}({record_id})"))
-
-    async def list(self, entity: str, *, filter: str | None = None, select: Sequence[str] | None = None,
-                   orderby: str | None = None, page_size: int | None = None) -> AsyncIterator[list[Record]]:
-        url = self.url(entity) + query_string(select=self._select(entity, select), filter=filter, orderby=orderby)
-        headers = {"Prefer": f"odata.maxpagesize={min(page_size or self.page_size, MAX_PAGE)}"}
-        async for body in self.svc.pages(url, headers=headers):
-            try:
-                items = page_items(body)
-            except PagingError as exc:
-                raise PermanentError(f"list {entity}: {exc}", code="UnexpectedResponse") from None
-            yield [self.record(entity, item) for item in items]
-
-    def list_changed_since(self, entity: str, since: dt.datetime, *, inclusive: bool = False,
-                           filter: str | None = None, select: Sequence[str] | None = None,
-                           page_size: int | None = None) -> AsyncIterator[list[Record]]:
-        """Records with `modifiedon` after `since`, oldest first. The Web API shows `modifiedon` in whole
-        seconds, so callers keep an overlap (or `inclusive=True`) and dedupe by id."""
-        changed = f"modifiedon {'ge' if inclusive else 'gt'} {self.format_datetime(since)}"
-        return self.list(entity, filter=and_filters(filter, changed), select=select, orderby="modifiedon asc",
-                         page_size=page_size)
 
     # ----- single writes
     async def create(self, entity: str, payload: Mapping[str, Any]) -> Record:

@@ -1,0 +1,58 @@
+"""Reads every OData connector makes the same way: one record, pages of a collection, changes since a time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+from shared.connectors.base import PermanentError, Record
+from shared.connectors.odata import and_filters, query_string, with_fields
+from shared.connectors.service import ServiceClient
+from shared.http.paging import PagingError, page_items
+
+
+class ODataReads:
+    """Mixin for connectors. The connector supplies `svc`, `page_size`, `max_page`, `modified_field`,
+    `required_fields` (what a `Record` needs, added to every `$select`), `url`, `record` and
+    `format_datetime` (the service's literal precision)."""
+
+    svc: ServiceClient
+    page_size: int
+    max_page: int
+    modified_field: str
+    required_fields: tuple[str, ...]
+
+    def url(self, entity: str, record_id: str | None = None) -> str:
+        raise NotImplementedError
+
+    def record(self, entity: str, body: Mapping[str, Any]) -> Record:
+        raise NotImplementedError
+
+    def format_datetime(self, value: dt.datetime) -> str:
+        raise NotImplementedError
+
+    async def get(self, entity: str, record_id: str, *, select: Sequence[str] | None = None) -> Record:
+        url = self.url(entity, record_id) + query_string(select=with_fields(select, self.required_fields))
+        return self.record(entity, await self.svc.json("GET", url, context=f"read {entity}({record_id})"))
+
+    async def list(self, entity: str, *, filter: str | None = None, select: Sequence[str] | None = None,
+                   orderby: str | None = None, page_size: int | None = None) -> AsyncIterator[list[Record]]:
+        url = self.url(entity) + query_string(select=with_fields(select, self.required_fields), filter=filter,
+                                              orderby=orderby)
+        headers = {"Prefer": f"odata.maxpagesize={min(page_size or self.page_size, self.max_page)}"}
+        async for body in self.svc.pages(url, headers=headers):
+            try:
+                items = page_items(body)
+            except PagingError as exc:
+                raise PermanentError(f"list {entity}: {exc}", code="UnexpectedResponse") from None
+            yield [self.record(entity, item) for item in items]
+
+    def list_changed_since(self, entity: str, since: dt.datetime, *, inclusive: bool = False,
+                           filter: str | None = None, select: Sequence[str] | None = None,
+                           page_size: int | None = None) -> AsyncIterator[list[Record]]:
+        """Records whose modified-on is after `since` (`inclusive`: at or after), oldest first. The literal has
+        the service's precision (Dataverse: whole seconds), so callers keep an overlap and dedupe by id."""
+        changed = f"{self.modified_field} {'ge' if inclusive else 'gt'} {self.format_datetime(since)}"
+        return self.list(entity, filter=and_filters(filter, changed), select=select,
+                         orderby=f"{self.modified_field} asc", page_size=page_size)
