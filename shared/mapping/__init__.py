@@ -36,7 +36,7 @@ from shared.mapping.errors import (
 from shared.mapping.filters import matches, select_mappings, source_filter
 from shared.mapping.graph import dependencies, dependency_order, find_cycle
 from shared.mapping.loader import load_pack, loads_pack, parse_pack
-from shared.mapping.merge import Conflict, MergeResult, Snapshot, diff, field_values, same, three_way_merge
+from shared.mapping.merge import Conflict, Snapshot, diff, field_values, same
 from shared.mapping.model import (
     EntityRef,
     FieldMapping,
@@ -56,9 +56,9 @@ from shared.mapping.values import ValueMap
 __all__ = [
     "TRANSFORMS", "Conflict", "ConflictPolicy", "DeletionPolicy", "DependencyCycleError", "Direction",
     "EntityRef", "FieldError", "FieldMapping", "Filters", "LookupRequest", "LookupSpec", "MapResult",
-    "MappingError", "MatchSpec", "MergeResult", "NotInvertibleError", "OnCreate", "Pack", "PackError",
+    "MappingError", "MatchSpec", "NotInvertibleError", "OnCreate", "Pack", "PackError",
     "PackProblem", "Route", "Side", "Snapshot", "System", "Systems", "TableMapping", "TransformError",
     "UnknownMappingError", "ValueMap", "convert", "dependencies", "dependency_order", "diff", "field_key",
     "field_values", "find_cycle", "is_empty", "load_pack", "loads_pack", "lookup_write", "map_record",
-    "matches", "parse_pack", "read_name", "same", "select_mappings", "source_filter", "three_way_merge",
+    "matches", "parse_pack", "read_name", "same", "select_mappings", "source_filter",
 ]

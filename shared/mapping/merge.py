@@ -1,4 +1,5 @@
-"""Per-field change detection and the three-way merge of ARCHITECTURE.md (principle 4).
+"""Per-field change detection and the snapshot that is the base of the three-way merge (ARCHITECTURE.md,
+principle 4; the merge itself decides per record in `shared.sync.plan`, where lookups are resolved).
 
 Values are compared per field mapping (keyed by `field_key`), each side in its own representation: the
 snapshot keeps what each side held after the last sync, so "did ERP change field A" compares ERP values
@@ -7,16 +8,15 @@ with ERP values and never depends on a transform being perfectly invertible.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.mapping.engine import convert, field_key, is_empty, read_name
+from shared.mapping.engine import field_key, is_empty, read_name
 from shared.mapping.model import TableMapping
-from shared.mapping.types import ConflictPolicy, Direction, Side
+from shared.mapping.types import Side
 
 
 def same(a: Any, b: Any) -> bool:
@@ -71,81 +71,3 @@ class Conflict:
     erp: Any
     crm: Any
     winner: Side | None  # None: unresolved (policy `error`, or `newest_wins` without both timestamps)
-
-
-@dataclass
-class MergeResult:
-    """Field keys to push each way (use them as `map_record(..., only=...)`) and the conflicts met."""
-
-    to_crm: set[str] = field(default_factory=set)
-    to_erp: set[str] = field(default_factory=set)
-    conflicts: list[Conflict] = field(default_factory=list)
-
-    @property
-    def unresolved(self) -> list[Conflict]:
-        return [c for c in self.conflicts if c.winner is None]
-
-    @property
-    def unchanged(self) -> bool:
-        return not self.to_crm and not self.to_erp and not self.conflicts
-
-
-def three_way_merge(
-    mapping: TableMapping,
-    base: Snapshot,
-    erp_values: Mapping[str, Any],
-    crm_values: Mapping[str, Any],
-    policy: ConflictPolicy | None = None,
-    *,
-    erp_modified: dt.datetime | None = None,
-    crm_modified: dt.datetime | None = None,
-) -> MergeResult:
-    """Decide, field by field, what each side must receive. A change on one side only travels to the
-    other (if the field's direction allows). Both sides changed to values that map to the same thing:
-    nothing to do. Both changed differently on a bidirectional field: a conflict, settled by `policy`
-    (default: the mapping's); unresolved conflicts push nothing for that field."""
-    policy = policy or mapping.conflict
-    result = MergeResult()
-    for f in mapping.fields:
-        if not f.enabled or f.sourceless:
-            continue
-        key, direction = field_key(f), mapping.field_direction(f)
-        e, c = erp_values.get(key), crm_values.get(key)
-        e_changed = not same(base.erp.get(key), e)
-        c_changed = not same(base.crm.get(key), c)
-        push_crm = e_changed and direction.allows(Direction.TO_CRM)
-        push_erp = c_changed and direction.allows(Direction.TO_ERP)
-        if push_crm and push_erp:
-            if _agree(mapping, key, e, c):
-                continue
-            winner = _settle(policy, erp_modified, crm_modified)
-            result.conflicts.append(Conflict(key, base.erp.get(key), e, c, winner))
-            push_crm, push_erp = winner is Side.ERP, winner is Side.CRM
-        if push_crm:
-            result.to_crm.add(key)
-        if push_erp:
-            result.to_erp.add(key)
-    return result
-
-
-def _agree(mapping: TableMapping, key: str, erp: Any, crm: Any) -> bool:
-    """Both sides already hold the same data: the ERP value maps to the CRM value."""
-    f = next(f for f in mapping.fields if field_key(f) == key)
-    if f.lookup is not None:
-        return False  # ids of two systems cannot be compared without the couplings
-    try:
-        return same(convert(mapping, f, erp, Direction.TO_CRM), crm)
-    except Exception:  # a value that does not even map is certainly not in agreement
-        return False
-
-
-def _settle(policy: ConflictPolicy, erp_modified: dt.datetime | None,
-            crm_modified: dt.datetime | None) -> Side | None:
-    if policy is ConflictPolicy.ERP_WINS:
-        return Side.ERP
-    if policy is ConflictPolicy.CRM_WINS:
-        return Side.CRM
-    if policy is ConflictPolicy.NEWEST_WINS and erp_modified and crm_modified:
-        # A tie keeps the ERP value: the ERP is the system of record for posted business data.
-        return Side.CRM if crm_modified > erp_modified else Side.ERP
-    return None

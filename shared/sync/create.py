@@ -20,10 +20,11 @@ from shared.mapping import Direction, Side, TableMapping, field_values
 from shared.state import AlreadyCoupled, ConcurrentUpdate, Coupling
 from shared.sync import record as rec
 from shared.sync.context import RunContext
-from shared.sync.errors import MappingFailed, RetryLater
+from shared.sync.errors import RetryLater
 from shared.sync.expected import expected_for, full_payload
 from shared.sync.lookups import odata_literal
 from shared.sync.outcome import Outcome, SyncResult
+from shared.sync.wire import for_wire
 
 if TYPE_CHECKING:
     from shared.sync.engine import SyncEngine
@@ -71,8 +72,8 @@ async def create_counterpart(engine: SyncEngine, ctx: RunContext, mapping: Table
                           message=f"not coupled, and mapping '{mapping.name}' does not create {flow.value}")
     # Map before reserving: a record that cannot be mapped is reported and leaves no reservation behind.
     exp = await expected_for(engine, ctx, mapping, flow, record.values, None, creating=True)
-    if exp.errors:
-        raise MappingFailed("; ".join(f"{k}: {m}" for k, m in sorted(exp.errors.items())))
+    if (failure := exp.failure(exp.errors)) is not None:
+        raise failure
     payload = full_payload(exp)
     couplings = engine.state.couplings
     if reserved is None:
@@ -91,7 +92,7 @@ async def create_counterpart(engine: SyncEngine, ctx: RunContext, mapping: Table
     writes = 0
     if existing is None:
         try:
-            existing = await connector.create(entity, payload)
+            existing = await connector.create(entity, for_wire(engine.pack.systems.get(target), payload, None))
             writes = 1
         except AlreadyExists:
             existing = await find_by_natural_key(engine, mapping, target, payload)

@@ -14,11 +14,13 @@ caller's run, optionally with a record already read from a page), `records.updat
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from typing import Any
 
 from shared.connectors import Connector, Record
 from shared.mapping import ConflictPolicy, Direction, Pack, Side, TableMapping
 from shared.state import StateStore
-from shared.sync import modified
+from shared.sync import full, modified
 from shared.sync import record as records
 from shared.sync.context import EngineOptions, RunContext
 from shared.sync.modified import ModifiedRun
@@ -87,6 +89,13 @@ class SyncEngine:
         run_start = now or self.options.clock()
         return [await modified.sync_direction(self, m, side, trigger=trigger, run_start=run_start)
                 for side in modified.source_sides(m)]
+
+    async def sync_full(self, mappings: Sequence[str] | None = None, *, dry_run: bool = False,
+                        **options: Any) -> list[full.FullRun]:
+        """Full synchronisation of `mappings` (default: every enabled table mapping) in dependency order:
+        couple by match fields, create the rest in batches, resumable from a checkpoint; `dry_run` only
+        reports. Options: see `full.FullOptions` (create, directions, page_size, resume, …)."""
+        return await full.sync_full(self, mappings, full.FullOptions(dry_run=dry_run, **options))
 
     @staticmethod
     def _flow(mapping: TableMapping, direction: Direction | str) -> Direction:

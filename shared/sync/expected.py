@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from shared.mapping import Direction, FieldMapping, TableMapping, field_key, lookup_write, map_record
 from shared.sync import lookups
 from shared.sync.context import RunContext
+from shared.sync.errors import DependencyNotCoupled
 from shared.sync.plan import Expected
 
 if TYPE_CHECKING:
@@ -31,17 +32,23 @@ async def expected_for(engine: SyncEngine, ctx: RunContext, mapping: TableMappin
     first = map_record(mapping, record, flow, only=only, creating=creating)
     resolved: dict[str, Any] = {}
     blanks: dict[str, FieldMapping] = {}
+    unresolved: dict[str, str] = {}
     for request in first.lookups:
-        value = await lookups.resolve(engine, ctx, request)
+        try:
+            value = await lookups.resolve(engine, ctx, request)
+        except DependencyNotCoupled as exc:
+            # Kept as a field error: it fails the sync only if this field has to be written.
+            unresolved[field_key(_lookup_field(mapping, flow, request.field))] = exc.message
+            continue
         if value is lookups.BLANK:
             blanks[request.field] = _lookup_field(mapping, flow, request.field)
         else:
             resolved[request.field] = value
     result = map_record(mapping, record, flow, only=only, creating=creating, resolved=resolved) if first.lookups \
         else first
-    exp = Expected()
+    exp = Expected(errors=dict(unresolved), unresolved=set(unresolved))
     for error in result.errors:
-        exp.errors[error.field] = error.message
+        exp.errors.setdefault(error.field, error.message)
     claimed: set[str] = set()
     for f in mapping.fields_for(flow):
         key = field_key(f)

@@ -10,14 +10,15 @@ run reads it again; a record that failed permanently has an error record and is 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shared.connectors import Record
+from shared.connectors import ConnectorError, Record
 from shared.mapping import Direction, Side, TableMapping, source_filter
 from shared.sync.context import RunContext
-from shared.sync.outcome import SyncResult, Tally
+from shared.sync.outcome import Outcome, SyncResult, Tally
 
 if TYPE_CHECKING:
     from shared.sync.engine import SyncEngine
@@ -34,6 +35,7 @@ class ModifiedRun:
     reached: dt.datetime | None  # the watermark stored at the end (None: not advanced)
     tally: Tally
     failures: list[SyncResult] = field(default_factory=list)
+    error: str | None = None  # the run itself failed (e.g. the listing); its job is marked failed
 
     @property
     def counts(self) -> dict[str, int]:
@@ -60,9 +62,13 @@ async def sync_direction(engine: SyncEngine, mapping: TableMapping, side: Side, 
     hold_back: list[dt.datetime | None] = []
     gate = asyncio.Semaphore(engine.options.concurrency)
 
-    async def one(record_id: str, record: Record | None) -> None:
+    done: set[str] = set()
+
+    async def one(record_id: str, record: Record | None, context: RunContext = ctx) -> None:
         async with gate:
-            result = await engine.sync_in_context(ctx, mapping, flow, record_id, record)
+            result = await engine.sync_in_context(context, mapping, flow, record_id, record)
+        if result.outcome is not Outcome.IGNORED:
+            done.add(record_id)
         run.tally.add(result)
         if not result.ok:
             run.failures.append(result)
@@ -74,9 +80,19 @@ async def sync_direction(engine: SyncEngine, mapping: TableMapping, side: Side, 
             fresh = [r for r in page if r.id not in seen]
             seen.update(r.id for r in fresh)
             await asyncio.gather(*(one(r.id, r) for r in fresh))
+        # Failed, not skipped: retried as they were first tried, so an uncoupled one is created this time.
         retry = [e.source_id async for e in state.errors.list_errors(mapping.name, skipped=False)
-                 if e.direction == flow.value and e.source_id not in seen]
-        await asyncio.gather(*(one(source_id, None) for source_id in retry))
+                 if e.direction == flow.value and e.source_id not in done]
+        again = dataclasses.replace(ctx, create=True)
+        await asyncio.gather(*(one(source_id, None, again) for source_id in retry))
+    except ConnectorError as exc:
+        # The listing itself failed (service down past the retry budget): this direction's run fails visibly,
+        # its watermark stays, and the next run reads the same window again.
+        run.error = exc.message
+        await state.jobs.increment(mapping.name, job.job_id, **run.tally.job_counts())
+        await state.jobs.finish_job(mapping.name, job.job_id, status="failed", message=exc.message,
+                                    finished_at=engine.options.clock())
+        return run
     except BaseException as exc:
         await state.jobs.increment(mapping.name, job.job_id, **run.tally.job_counts())
         await state.jobs.finish_job(mapping.name, job.job_id, status="failed", message=str(exc) or type(exc).__name__)

@@ -45,6 +45,11 @@ class SyncResult:
     def ok(self) -> bool:
         return self.outcome not in (Outcome.FAILED, Outcome.SKIPPED)
 
+    @property
+    def synced(self) -> bool:
+        """The pair is in step (or the deletion handled): a recorded error of this record can go."""
+        return self.outcome not in (Outcome.FAILED, Outcome.SKIPPED, Outcome.IGNORED)
+
 
 @dataclass
 class Tally:

@@ -9,7 +9,7 @@ the API returns, lookups as ids). The snapshot stored on the coupling is the com
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -25,6 +25,7 @@ from shared.mapping import (
     field_key,
     same,
 )
+from shared.sync.errors import DependencyNotCoupled, MappingFailed, SyncFailure
 
 
 @dataclass
@@ -36,6 +37,18 @@ class Expected:
     values: dict[str, Any] = field(default_factory=dict)
     payload: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    unresolved: set[str] = field(default_factory=set)  # keys of `errors` that are lookups not coupled
+
+    def failure(self, keys: Collection[str]) -> SyncFailure | None:
+        """The error to report when `keys` had to be written: "dependency not coupled" when a lookup could
+        not be resolved, else the mapping errors, each naming its field."""
+        failed = sorted(k for k in keys if k in self.errors)
+        if not failed:
+            return None
+        dependency = [k for k in failed if k in self.unresolved]
+        if dependency:
+            return DependencyNotCoupled(self.errors[dependency[0]])
+        return MappingFailed("; ".join(f"{k}: {self.errors[k]}" for k in failed))
 
     def payload_for(self, keys: set[str]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -46,11 +59,12 @@ class Expected:
 
 @dataclass
 class Plan:
-    """Field keys each side must receive, the conflicts met, and fields that must be written but failed."""
+    """Field keys each side must receive, the conflicts met, and the keys per side that must be written but
+    could not be mapped (see `Expected.failure`)."""
 
     push: dict[Side, set[str]] = field(default_factory=lambda: {Side.ERP: set(), Side.CRM: set()})
     conflicts: list[Conflict] = field(default_factory=list)
-    errors: dict[str, str] = field(default_factory=dict)  # "<side>: <field>" → message
+    errors: dict[Side, set[str]] = field(default_factory=lambda: {Side.ERP: set(), Side.CRM: set()})
 
     @property
     def unresolved(self) -> list[Conflict]:
@@ -159,7 +173,7 @@ def _push(plan: Plan, key: str, to: Side, values: Mapping[Side, Mapping[str, Any
     if exp is None:
         return
     if key in exp.errors:
-        plan.errors[f"{to.value}: {key}"] = exp.errors[key]
+        plan.errors[to].add(key)  # had to be written, but could not be mapped
         return
     if key not in exp.values:
         return  # the source did not carry the field (partial read): unknown is not empty

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING
 
 from shared.connectors import (
@@ -25,15 +26,17 @@ from shared.mapping import Direction, Side, Snapshot, TableMapping, field_values
 from shared.state import ConcurrentUpdate, Coupling
 from shared.sync import create, deletes
 from shared.sync.context import RunContext
-from shared.sync.errors import MappingFailed, SyncFailure, UpdateConflict
+from shared.sync.errors import SyncFailure, UpdateConflict
 from shared.sync.expected import expected_for
 from shared.sync.outcome import Outcome, SyncResult
 from shared.sync.plan import Expected, candidates, plan_sync
+from shared.sync.wire import for_wire
 
 if TYPE_CHECKING:
     from shared.sync.engine import SyncEngine
 
 SUCCESS, FAILURE = "success", "failure"
+log = logging.getLogger(__name__)
 
 
 async def sync_one(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction, source_id: str,
@@ -91,7 +94,7 @@ async def _remember(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, 
             coupling.last_job_id = ctx.job_id or coupling.last_job_id
             with contextlib.suppress(ConcurrentUpdate):  # someone synced it meanwhile: their result stands
                 await engine.state.couplings.update_coupling(coupling)
-    elif result.ok and had_error:
+    elif result.synced and had_error:
         await errors.delete_error(mapping.name, flow.value, result.source_id)
 
 
@@ -152,7 +155,9 @@ async def merge_and_write(engine: SyncEngine, ctx: RunContext, mapping: TableMap
     values = {side: field_values(mapping, records[side].values, side) for side in Side}
     keys = candidates(mapping, base, values)
     expected: dict[Side, Expected] = {}
-    for side in (target, source) if keys else ():
+    # A first sync (no base) goes one way: what the source side "should" hold is not needed.
+    sides = (target, source) if base is not None else (target,)
+    for side in sides if keys else ():
         towards = Direction.from_source(side.other)
         if mapping.direction.allows(towards):
             expected[side] = await expected_for(engine, ctx, mapping, towards, records[side.other].values, keys)
@@ -165,12 +170,18 @@ async def merge_and_write(engine: SyncEngine, ctx: RunContext, mapping: TableMap
         raise UpdateConflict(f"update conflict: both sides changed {listed}; conflict policy "
                              f"'{(ctx.conflict or mapping.conflict).value}' leaves it to an operator",
                              destination_id=records[target].id)
-    if plan.errors:
-        raise MappingFailed("; ".join(f"{k}: {m}" for k, m in sorted(plan.errors.items())),
-                            destination_id=records[target].id)
+    for conflict in plan.conflicts:
+        # Field names and the winner only: values may be personal data and logs are kept longer than records.
+        log.info("conflict in %s %s/%s on %r settled for %s (policy %s)", mapping.name, records[Side.ERP].id,
+                 records[Side.CRM].id, conflict.field, conflict.winner, (ctx.conflict or mapping.conflict).value)
+    for side in Side:
+        if (failure := expected[side].failure(plan.errors[side]) if side in expected else None) is not None:
+            failure.destination_id = records[target].id
+            raise failure
     after = dict(records)
     for side in plan.writes:
-        payload = expected[side].payload_for(plan.push[side])
+        payload = for_wire(engine.pack.systems.get(side), expected[side].payload_for(plan.push[side]),
+                           records[side].values)
         written = await engine.connector(side).update(mapping.entity(side).entity, records[side].id, payload,
                                                       etag=records[side].etag)
         after[side] = await settled(engine, mapping, side, written)

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 
 from shared.connectors.base import Aborted, ConcurrencyConflict, NotFound, PermanentError, WriteOp
 from shared.connectors.business_central import BusinessCentralConnector
-from tests.connectors.conftest import Sent
+from tests.support.connectors import Sent
 
 
 async def _all(bc: BusinessCentralConnector, entity: str, **kwargs) -> list:

@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 
 from shared.connectors.base import Aborted, AlreadyExists, ConcurrencyConflict, NotFound, PermanentError, WriteOp
 from shared.connectors.dataverse import DataverseConnector
-from tests.connectors.conftest import Sent
+from tests.support.connectors import Sent
 
 ODATA = {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"}
 

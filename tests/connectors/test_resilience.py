@@ -20,7 +20,7 @@ from shared.connectors.dataverse import DataverseConnector
 from shared.http.auth import ClientSecretCredential
 from shared.http.limits import BUSINESS_CENTRAL, ConcurrencyLimiter
 from shared.http.retry import RetryExecutor, RetryPolicy
-from tests.connectors.conftest import BC_URL, CLIENT_ID, DV_URL, FAST, Sent, configure, make_bc, make_dv
+from tests.support.connectors import BC_URL, CLIENT_ID, DV_URL, FAST, Sent, configure, make_bc, make_dv
 
 
 async def test_dataverse_429_retry_after_is_ridden_out(dv: DataverseConnector, dv_http: httpx.AsyncClient,

@@ -6,8 +6,9 @@ Reusable by later tests (full sync, convergence, the Function App): `world` give
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,17 @@ from emulators.business_central import create_app as create_bc
 from emulators.dataverse import DataverseSettings
 from emulators.dataverse import create_app as create_dv
 from shared.connectors import Connector
+from shared.http.retry import RetryExecutor, RetryPolicy
 from shared.mapping import Pack, Side, load_pack
 from shared.state import Coupling, StateStore, TableNames
 from shared.sync import EngineOptions, SyncEngine
-from tests.connectors.conftest import make_bc, make_dv
+from tests.support.connectors import make_bc, make_dv
 
 ROOT = Path(__file__).resolve().parents[2]
 BC_URL, DV_URL = "http://bc.test", "http://dv.test"
 WRITES = {"POST", "PATCH", "PUT", "DELETE"}
+# Short steps (tests stay fast) but a budget that outlasts the fault storms the tests inject.
+PATIENT = RetryPolicy(max_attempts=25, max_elapsed=30.0, base_delay=0.01, max_delay=0.15, rate_limit_base=0.05)
 
 
 @dataclass
@@ -36,10 +40,14 @@ class Traffic:
     """Requests our connectors sent (token requests excluded)."""
 
     requests: list[httpx.Request]
+    statuses: list[int] = field(default_factory=list)  # of every answer (retried ones included)
 
     async def __call__(self, request: httpx.Request) -> None:
         if "/oauth2/" not in request.url.path and "/token" not in request.url.path:
             self.requests.append(request)
+
+    async def answered(self, response: httpx.Response) -> None:
+        self.statuses.append(response.status_code)
 
     def writes(self) -> list[httpx.Request]:
         return [r for r in self.requests if r.method in WRITES]
@@ -54,8 +62,10 @@ class Traffic:
 class System:
     """One emulator seen from outside: read rows as they are, and edit them as a person would."""
 
-    def __init__(self, app: Starlette, admin: httpx.AsyncClient, person: str) -> None:
+    def __init__(self, app: Starlette, admin: httpx.AsyncClient, person: str,
+                 defaults: dict[str, Any] | None = None) -> None:
         self.app, self.admin, self.person = app, admin, person
+        self.defaults = defaults or {}  # added to inserted rows (BC: the company a record belongs to)
 
     async def row(self, table: str, record_id: str) -> dict[str, Any] | None:
         response = await self.admin.get(f"/_admin/tables/{table}/{record_id}")
@@ -76,7 +86,8 @@ class System:
         return response.json()
 
     async def insert(self, table: str, values: dict[str, Any], *, as_: str | None = None) -> dict:
-        response = await self.admin.post(f"/_admin/tables/{table}", params={"as": as_ or self.person}, json=values)
+        response = await self.admin.post(f"/_admin/tables/{table}", params={"as": as_ or self.person},
+                                         json={**self.defaults, **values})
         assert response.status_code == 201, response.text
         return response.json()
 
@@ -100,6 +111,15 @@ class World:
     crm: Connector
     traffic: Traffic
     integration_user: str  # the Dataverse systemuserid our writes appear as
+    http: dict[Side, httpx.AsyncClient]  # the clients our connectors use (with the traffic hooks)
+
+    def engine_with(self, retry: RetryPolicy, **options: Any) -> SyncEngine:
+        """Another engine on the same emulators and state, with connectors using `retry` (e.g. one that gives
+        up quickly, to see transient failures) and the given EngineOptions changes."""
+        erp = make_bc(self.http[Side.ERP], self.bc.app, retry=RetryExecutor(retry))
+        crm = make_dv(self.http[Side.CRM], self.dv.app, retry=RetryExecutor(retry))
+        return SyncEngine(self.pack, erp=erp, crm=crm, state=self.state,
+                          options=dataclasses.replace(self.engine.options, **options))
 
     async def couple(self, mapping: str, erp_id: str, crm_id: str) -> Coupling:
         """Couple two existing records by hand (as `dualsync couple` will), without a snapshot."""
@@ -159,17 +179,47 @@ def engine_options() -> dict[str, Any]:
 async def world(pack: Pack, bc_app: Starlette, dv_app: Starlette, state: StateStore,
                 engine_options: dict[str, Any]) -> AsyncIterator[World]:
     traffic = Traffic([])
-    hooks = {"request": [traffic]}
+    hooks = {"request": [traffic], "response": [traffic.answered]}
     async with (httpx.AsyncClient(transport=httpx.ASGITransport(app=bc_app), event_hooks=hooks) as bc_http,
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=dv_app), event_hooks=hooks) as dv_http,
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=bc_app), base_url=BC_URL) as bc_admin,
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=dv_app), base_url=DV_URL) as dv_admin):
-        erp, crm = make_bc(bc_http, bc_app), make_dv(dv_http, dv_app)
+        erp = make_bc(bc_http, bc_app, retry=RetryExecutor(PATIENT))
+        crm = make_dv(dv_http, dv_app, retry=RetryExecutor(PATIENT))
         integration = dv_app.state.emulator.integration.user_id
         person = next(u for u, actor in dv_app.state.emulator.users().items()
                       if u != integration and actor.name not in ("SYSTEM",))
         options = EngineOptions(integration_users={Side.CRM: frozenset({integration})}, reservation_wait=5.0,
                                 **engine_options)
         engine = SyncEngine(pack, erp=erp, crm=crm, state=state, options=options)
-        yield World(pack, engine, state, System(bc_app, bc_admin, "bc-user-annie"), System(dv_app, dv_admin, person),
-                    erp, crm, traffic, integration)
+        bc = System(bc_app, bc_admin, "bc-user-annie", {"_companyId": erp.company_id})
+        yield World(pack, engine, state, bc, System(dv_app, dv_admin, person),
+                    erp, crm, traffic, integration, {Side.ERP: bc_http, Side.CRM: dv_http})
+
+
+async def bc_customer(world: World, **values: Any) -> dict[str, Any]:
+    """A customer a person enters in BC, with a salesperson whose CRM user is coupled and an existing currency."""
+    people = await world.bc.rows("salespeoplePurchasers")
+    coupled = [p for p in people if await world.coupling("salespeople", Side.ERP, p["id"])]
+    currency = next(c for c in await world.bc.rows("currencies") if c["code"] == "EUR")
+    fields = {"number": f"C9{len(await world.bc.rows('customers')):04d}", "displayName": "Fabrikam Nord AB",
+              "type": "Company", "city": "Malmö", "phoneNumber": "+46 40 123", "email": "info@fabrikam.example.com",
+              "blocked": " ", "creditLimit": 1000.0, "currencyId": currency["id"],
+              "salespersonCode": coupled[0]["code"] if coupled else ""}
+    return await world.bc.insert("customers", {**fields, **values})
+
+
+async def crm_account(world: World, **values: Any) -> dict[str, Any]:
+    """An account a person enters in Sales: relationship type Customer, active."""
+    fields = {"name": "Contoso Süd GmbH", "accountnumber": f"A{len(await world.dv.rows('accounts')):05d}",
+              "customertypecode": 3, "statecode": 0, "address1_city": "München", "telephone1": "+49 89 1"}
+    return await world.dv.insert("accounts", {**fields, **values})
+
+
+async def coupled_customer(world: World) -> tuple[dict[str, Any], str]:
+    """A BC customer synced to a new account: (the customer row, the account id)."""
+    await world.couple_salespeople()
+    customer = await bc_customer(world)
+    result = await world.engine.sync_record("customers", "to_crm", customer["id"], create=True)
+    assert result.destination_id is not None, result.message
+    return customer, result.destination_id

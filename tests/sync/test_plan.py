@@ -10,7 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.mapping import ConflictPolicy, DeletionPolicy, Direction, Side, Snapshot, TableMapping, loads_pack
-from shared.sync import DeletionAction, Expected, candidates, decide_deletion, plan_sync, settle
+from shared.sync import (
+    DeletionAction,
+    DependencyNotCoupled,
+    Expected,
+    MappingFailed,
+    candidates,
+    decide_deletion,
+    plan_sync,
+    settle,
+)
 
 PACK = """
 name: t
@@ -99,7 +108,8 @@ def test_same_field_changed_on_both_sides_follows_the_policy(mapping: TableMappi
     p = plan(mapping, synced(ERP, CRM), {**ERP, A: "erp"}, {**CRM, A: "crm", B: "y"}, policy=policy,
              modified=modified)
     [conflict] = p.conflicts
-    assert (conflict.field, conflict.base, conflict.erp, conflict.crm, conflict.winner) == (A, "1", "erp", "crm", winner)
+    assert (conflict.field, conflict.base, conflict.erp, conflict.crm) == (A, "1", "erp", "crm")
+    assert conflict.winner is winner
     assert p.push[Side.ERP] == ({A, B} if winner is Side.CRM else {B})  # B is no conflict: it travels anyway
     assert p.push[Side.CRM] == ({A} if winner is Side.ERP else set())
     assert len(p.unresolved) == (1 if winner is None else 0)
@@ -129,13 +139,22 @@ def test_a_field_that_failed_to_map_fails_the_plan_only_when_it_must_be_written(
     broken = Expected(errors={A: "bad value"})
     p = plan_sync(mapping, Side.ERP, base=base, values=values, keys=keys,
                   expected={Side.CRM: broken, Side.ERP: identity(CRM, keys, to=Side.ERP)})
-    assert p.errors == {"crm: a ⇄ A": "bad value"}
+    assert p.errors == {Side.CRM: {A}, Side.ERP: set()} and p.push[Side.CRM] == set()
+    failure = broken.failure(p.errors[Side.CRM])
+    assert isinstance(failure, MappingFailed) and failure.message == "a ⇄ A: bad value"
     values = {Side.ERP: ERP, Side.CRM: {**CRM, B: "y"}}
     keys = candidates(mapping, base, values)
+    unused = Expected(errors={B: "unused"})
     p = plan_sync(mapping, Side.CRM, base=base, values=values, keys=keys,
-                  expected={Side.CRM: Expected(errors={B: "unused"}), Side.ERP: identity(values[Side.CRM], keys,
-                                                                                        to=Side.ERP)})
-    assert p.errors == {} and p.push[Side.ERP] == {B}
+                  expected={Side.CRM: unused, Side.ERP: identity(values[Side.CRM], keys, to=Side.ERP)})
+    assert p.errors == {Side.CRM: set(), Side.ERP: set()} and p.push[Side.ERP] == {B}
+    assert unused.failure(p.errors[Side.CRM]) is None
+
+
+def test_an_unresolved_lookup_is_reported_as_a_dependency_not_a_mapping_error() -> None:
+    exp = Expected(errors={"x": "dependency not coupled: …", "y": "bad"}, unresolved={"x"})
+    assert isinstance(exp.failure({"x", "y"}), DependencyNotCoupled)
+    assert isinstance(exp.failure({"y"}), MappingFailed)
 
 
 def test_settle_without_a_policy_to_settle_leaves_it_open() -> None:

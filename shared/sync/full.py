@@ -1,0 +1,243 @@
+"""Full synchronisation (BC's "full sync" with "couple records" first): every source record of a mapping, in
+dependency order across mappings, each source side of a bidirectional mapping (the ERP first).
+
+Per page of source records (read in key order, so memory stays at one page whatever the table size):
+1. coupled records go through the per-record engine (`sync_in_context`: etag shortcut, three-way merge);
+2. uncoupled records are matched (`match.match_page`): a unique uncoupled counterpart is coupled, then
+   brought in step; ambiguous ones are reported and left uncoupled;
+3. the rest are created in `$batch` requests (`full_create`), when the mapping (or the caller) allows it;
+4. the page's counts go to the job and the last key to the checkpoint, so an interrupted run resumes after
+   the last finished page (a page in flight is redone: every step above is idempotent).
+
+A dry run reads everything and writes nothing (no couplings, jobs or checkpoints): it reports what it would
+create, couple and update. "Update" there means "changed since the last sync" (the source etag differs from
+the coupling's); whether fields really differ is decided only when syncing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from shared.connectors import Record
+from shared.mapping import Direction, Side, TableMapping, dependency_order, matches, source_filter
+from shared.state import AlreadyCoupled, Coupling, Job
+from shared.sync import full_create, match
+from shared.sync.checkpoint import Checkpoint, CheckpointStore
+from shared.sync.context import RunContext
+from shared.sync.lookups import odata_literal
+from shared.sync.modified import source_sides
+from shared.sync.outcome import Outcome, SyncResult, Tally
+from shared.sync.record import succeeded
+
+if TYPE_CHECKING:
+    from shared.sync.engine import SyncEngine
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+@dataclass(frozen=True)
+class FullOptions:
+    """`create`: None follows each mapping's `create_new`; False only couples. `directions`: restrict to these
+    one-way flows (default: every source side of each mapping). `resume`: continue from a checkpoint."""
+
+    dry_run: bool = False
+    create: bool | None = None
+    directions: frozenset[Direction] | None = None
+    page_size: int = 1000
+    resume: bool = True
+    match_chunk: int = 25
+    max_listed: int = 200  # planned actions listed one by one in a dry run (all are counted)
+
+
+@dataclass(frozen=True)
+class Planned:
+    action: str  # create / couple / update / unchanged / ambiguous / no match / failed
+    source_id: str
+    target_id: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class FullRun:
+    """One direction of one mapping's full sync."""
+
+    mapping: str
+    direction: Direction
+    job_id: str | None  # None for a dry run
+    resumed_after: str | None = None  # the checkpoint's last key, when resumed
+    pages: int = 0
+    tally: Tally = field(default_factory=Tally)
+    failures: list[SyncResult] = field(default_factory=list)
+    planned: Counter[str] = field(default_factory=Counter)
+    listed: list[Planned] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.tally.job_counts()
+
+
+def plan_order(engine: SyncEngine, names: Sequence[str] | None) -> list[TableMapping]:
+    """The mappings to sync, dependencies first; unknown names raise (UnknownMappingError)."""
+    wanted = None if names is None else {engine.mapping(n).name for n in names}
+    return [m for m in dependency_order(engine.pack)
+            if (wanted is None or m.name in wanted) and m.enabled and m.kind == "table"]
+
+
+def key_literal(value: str) -> str:
+    return value if _GUID.match(value) else odata_literal(value)
+
+
+async def sync_full(engine: SyncEngine, names: Sequence[str] | None, options: FullOptions) -> list[FullRun]:
+    runs = []
+    for m in plan_order(engine, names):
+        for side in source_sides(m):
+            flow = Direction.from_source(side)
+            if options.directions is None or flow in options.directions:
+                runs.append(await full_direction(engine, m, side, options))
+    return runs
+
+
+async def full_direction(engine: SyncEngine, mapping: TableMapping, side: Side, options: FullOptions) -> FullRun:
+    flow = Direction.from_source(side)
+    state = engine.state
+    checkpoints = CheckpointStore(state.watermarks.table)
+    cp = await checkpoints.find(mapping.name, flow.value) if options.resume else None
+    if cp is None:
+        cp = Checkpoint(mapping.name, flow.value)
+    earlier = set(cp.job_ids)
+    job: Job | None = None
+    if not options.dry_run:
+        job = await state.jobs.start_job(mapping.name, direction=flow.value, trigger="full",
+                                         started_at=engine.options.clock())
+        cp.job_ids.append(job.job_id)
+    run = FullRun(mapping.name, flow, job.job_id if job else None, resumed_after=cp.last_key)
+    ctx = RunContext(job_id=run.job_id)
+    key = mapping.entity(side).key
+    text = source_filter(mapping, side)
+    if cp.last_key is not None:
+        after = f"{key} gt {key_literal(cp.last_key)}"
+        text = f"({text}) and {after}" if text else after
+    claimed: set[str] = set()
+    try:
+        async for page in engine.connector(side).list(mapping.entity(side).entity, filter=text,
+                                                      orderby=f"{key} asc", page_size=options.page_size):
+            tally = Tally()
+            for result in await _page(engine, ctx, mapping, flow, page, options, run, earlier, claimed):
+                tally.add(result)
+                run.tally.add(result)
+                if not result.ok:
+                    run.failures.append(result)
+            run.pages += 1
+            if job is not None and page:
+                if tally.job_counts():
+                    await state.jobs.increment(mapping.name, job.job_id, **tally.job_counts())
+                cp.last_key, cp.pages = page[-1].id, cp.pages + 1
+                await checkpoints.save(cp)
+    except BaseException as exc:
+        if job is not None:
+            await state.jobs.finish_job(mapping.name, job.job_id, status="failed",
+                                        message=f"interrupted ({exc or type(exc).__name__}); run the full sync "
+                                                f"again to resume after {cp.last_key or 'the start'}")
+        raise
+    if job is not None:
+        await checkpoints.clear(mapping.name, flow.value)
+        await state.jobs.finish_job(mapping.name, job.job_id, finished_at=engine.options.clock())
+    return run
+
+
+async def _page(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction, page: list[Record],
+                options: FullOptions, run: FullRun, earlier: set[str], claimed: set[str]) -> list[SyncResult]:
+    source, limit = flow.source, engine.options.concurrency
+    records = [r for r in page if matches(mapping, r.values, source)]
+    found = await match.bounded(limit, (engine.state.couplings.find_coupling(mapping.name, source, r.id)
+                                        for r in records))
+    coupled: list[tuple[Record, Coupling]] = []
+    resumed: list[full_create.Prepared] = []
+    uncoupled: list[Record] = []
+    for r, c in zip(records, found, strict=True):
+        if c is None:
+            uncoupled.append(r)
+        elif c.pending and c.last_job_id in earlier:
+            resumed.append(full_create.Prepared(r, {}, c))  # left by an interrupted run of this full sync
+        else:
+            coupled.append((r, c))  # complete, or another worker's reservation: the per-record path waits
+    results: list[SyncResult] = []
+    if options.dry_run:
+        for r, c in coupled:
+            changed = c.pending or r.etag is None or r.etag != c.etag(source) or not succeeded(c)
+            _plan(run, options, "update" if changed else "unchanged", r.id, c.id_of(flow.target))
+    else:
+        results += await match.bounded(limit, (engine.sync_in_context(ctx, mapping, flow, r.id, r)
+                                               for r, _ in coupled))
+    decisions = (await match.match_page(engine, mapping, flow, uncoupled, claimed=claimed if options.dry_run else None,
+                                        chunk=options.match_chunk)
+                 if uncoupled and mapping.match_groups() else {})
+    may_create = options.create if options.create is not None else mapping.create_new
+    to_create: list[Record] = []
+    to_couple: list[tuple[Record, Record]] = []
+    for r in uncoupled:
+        d = decisions.get(r.id)
+        if d is not None and d.status is match.MatchStatus.MATCHED and d.target is not None:
+            to_couple.append((r, d.target))
+        elif d is not None and d.status is match.MatchStatus.AMBIGUOUS:
+            message = f"not coupled: match-based coupling is ambiguous ({d.message})"
+            if options.dry_run:
+                _plan(run, options, "ambiguous", r.id, None, message)
+            else:
+                results.append(await full_create.record(engine, ctx, full_create.failed(mapping, flow, r.id, message)))
+        elif may_create:
+            to_create.append(r)
+        elif options.dry_run:
+            _plan(run, options, "no match", r.id)
+        else:
+            results.append(SyncResult(mapping.name, flow, r.id, Outcome.IGNORED,
+                                      message="no counterpart matches, and creating is off"))
+    if options.dry_run:
+        for r, t in to_couple:
+            _plan(run, options, "couple", r.id, t.id)
+    else:
+        results += await match.bounded(limit, (_couple(engine, ctx, mapping, flow, r, t) for r, t in to_couple))
+    prepared = await match.bounded(limit, (full_create.prepare(engine, ctx, mapping, flow, r)
+                                           for r in [*to_create, *(p.record for p in resumed)]))
+    batch: list[full_create.Prepared] = []
+    reserved = {p.record.id: p.coupling for p in resumed}
+    for item in prepared:
+        if isinstance(item, SyncResult):
+            if options.dry_run:
+                _plan(run, options, "failed", item.source_id, None, item.message)
+            else:
+                results.append(await full_create.record(engine, ctx, item))
+        elif options.dry_run:
+            _plan(run, options, "create", item.record.id)
+        else:
+            item.coupling = reserved.get(item.record.id)
+            batch.append(item)
+    if batch:
+        results += await full_create.create_batch(engine, ctx, mapping, flow, batch)
+    return results
+
+
+async def _couple(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction, record: Record,
+                  target: Record) -> SyncResult:
+    """Couple a matched pair, then bring it in step (the first sync runs one-way from the source)."""
+    ids = {flow.source: record.id, flow.target: target.id}
+    try:
+        await engine.state.couplings.create_coupling(Coupling(mapping=mapping.name, erp_id=ids[Side.ERP],
+                                                              crm_id=ids[Side.CRM], last_job_id=ctx.job_id))
+    except AlreadyCoupled:  # someone coupled either record meanwhile: the per-record path decides
+        return await engine.sync_in_context(ctx, mapping, flow, record.id, record)
+    result = await engine.sync_in_context(ctx, mapping, flow, record.id, record)
+    if result.ok:
+        result.outcome = Outcome.COUPLED
+    return result
+
+
+def _plan(run: FullRun, options: FullOptions, action: str, source_id: str, target_id: str | None = None,
+          message: str | None = None) -> None:
+    run.planned[action] += 1
+    if len(run.listed) < options.max_listed:
+        run.listed.append(Planned(action, source_id, target_id, message))

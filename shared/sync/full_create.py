@@ -1,0 +1,166 @@
+"""Batched creates for the full sync: map a page's uncoupled records, reserve their couplings, create the
+counterparts in `$batch` requests, and complete the couplings — the same guarantees as
+`create.create_counterpart` (never a second record for one source), amortised over a page.
+
+Idempotence across crashes: where the target has an alternate key for the mapping's natural key
+(Dataverse), each create is an upsert with `If-None-Match: *`; a record a crashed run already created answers
+`AlreadyExists` and is found by its key and coupled instead. Without one, the natural-key search of the
+per-record path (`create.find_by_natural_key`) still finds it when the mapping has a natural key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from shared.connectors import (
+    Aborted,
+    AlreadyExists,
+    ConnectorError,
+    RateLimited,
+    Record,
+    TransientError,
+    WriteOp,
+    WriteResult,
+)
+from shared.mapping import Direction, TableMapping, field_values
+from shared.state import AlreadyCoupled, ConcurrentUpdate, Coupling
+from shared.sync import create
+from shared.sync import record as rec
+from shared.sync.context import RunContext
+from shared.sync.errors import SyncFailure
+from shared.sync.expected import expected_for, full_payload
+from shared.sync.match import bounded
+from shared.sync.outcome import Outcome, SyncResult
+from shared.sync.wire import for_wire
+
+if TYPE_CHECKING:
+    from shared.sync.engine import SyncEngine
+
+
+@dataclass
+class Prepared:
+    record: Record
+    payload: dict[str, Any]
+    coupling: Coupling | None = None
+
+
+def failed(mapping: TableMapping, flow: Direction, source_id: str, message: str, *, detail: str | None = None,
+           retryable: bool = False, destination_id: str | None = None) -> SyncResult:
+    return SyncResult(mapping.name, flow, source_id, Outcome.FAILED, destination_id=destination_id,
+                      message=message, detail=detail, retryable=retryable)
+
+
+async def record(engine: SyncEngine, ctx: RunContext, result: SyncResult) -> SyncResult:
+    """Make a permanent failure of the batched paths an error record, as the per-record path does for its own
+    (skipped after the same error twice)."""
+    if result.outcome is Outcome.FAILED and not result.retryable:
+        await engine.state.errors.record_failure(result.mapping, direction=result.direction.value,
+                                                 source_id=result.source_id, message=result.message or "failed",
+                                                 detail=result.detail, destination_id=result.destination_id,
+                                                 job_id=ctx.job_id)
+    return result
+
+
+async def prepare(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction,
+                  record: Record) -> Prepared | SyncResult:
+    """Map one record for a create (lookups resolved, dependencies synced first): Prepared, or FAILED."""
+    one = ctx.for_record()
+    try:
+        exp = await expected_for(engine, one, mapping, flow, record.values, None, creating=True)
+    except SyncFailure as exc:
+        return failed(mapping, flow, record.id, exc.message, detail=exc.detail, retryable=exc.retryable)
+    except ConnectorError as exc:
+        return failed(mapping, flow, record.id, exc.message, detail=exc.detail,
+                      retryable=isinstance(exc, RateLimited | TransientError))
+    if exp.errors:
+        return failed(mapping, flow, record.id, "; ".join(f"{k}: {m}" for k, m in sorted(exp.errors.items())))
+    return Prepared(record, full_payload(exp))
+
+
+def write_op(engine: SyncEngine, mapping: TableMapping, flow: Direction, item: Prepared) -> WriteOp:
+    target = flow.target
+    entity = mapping.entity(target).entity
+    wire = for_wire(engine.pack.systems.get(target), item.payload, None)
+    keys = mapping.entity(target).natural_key
+    if engine.connector(target).supports_upsert and keys and all(item.payload.get(k) not in (None, "") for k in keys):
+        body = {k: v for k, v in wire.items() if k not in keys}
+        return WriteOp("upsert", entity, body, key={k: item.payload[k] for k in keys}, upsert_mode="create_only",
+                       ref=item.record.id)
+    return WriteOp("create", entity, wire, ref=item.record.id)
+
+
+async def create_batch(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction,
+                       items: Sequence[Prepared]) -> list[SyncResult]:
+    """Reserve, create in batches, complete. Records whose reservation another worker holds go through the
+    per-record path (which waits for it). Returns one result per item."""
+    couplings, source = engine.state.couplings, flow.source
+    results: list[SyncResult] = []
+    ready: list[Prepared] = []
+
+    async def reserve(item: Prepared) -> Prepared | SyncResult:
+        if item.coupling is not None:  # a reservation of an interrupted run of this full sync: take it over
+            try:
+                item.coupling = await couplings.renew_reservation(item.coupling, now=engine.options.clock())
+                return item
+            except ConcurrentUpdate:
+                return await engine.sync_in_context(ctx, mapping, flow, item.record.id, item.record)
+        try:
+            item.coupling = await couplings.reserve(mapping.name, source, item.record.id, job_id=ctx.job_id,
+                                                    now=engine.options.clock())
+            return item
+        except AlreadyCoupled:
+            return await engine.sync_in_context(ctx, mapping, flow, item.record.id, item.record)
+
+    for got in await bounded(engine.options.concurrency, (reserve(i) for i in items)):
+        if isinstance(got, Prepared):
+            ready.append(got)
+        else:
+            results.append(got)
+    if not ready:
+        return results
+    answers = await engine.connector(flow.target).write_batch([write_op(engine, mapping, flow, i) for i in ready])
+    done = await bounded(engine.options.concurrency,
+                         (_finish(engine, ctx, mapping, flow, i, a) for i, a in zip(ready, answers, strict=True)))
+    return results + done
+
+
+async def _finish(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction, item: Prepared,
+                  answer: WriteResult) -> SyncResult:
+    source, target = flow.source, flow.target
+    coupling = item.coupling
+    assert coupling is not None
+    couplings = engine.state.couplings
+    if answer.ok and answer.record is not None:
+        after = await rec.settled(engine, mapping, target, answer.record)
+        snapshot = {source.value: field_values(mapping, item.record.values, source),
+                    target.value: field_values(mapping, after.values, target)}
+        rec.stamp(engine, ctx, coupling, snapshot, {source: item.record, target: after})
+        try:
+            await couplings.complete(coupling, after.id)
+        except (ConcurrentUpdate, AlreadyCoupled) as exc:
+            # Our reservation was taken over meanwhile: undo our create so the taker's stays the only one.
+            await engine.connector(target).delete(mapping.entity(target).entity, after.id)
+            return failed(mapping, flow, item.record.id, f"reservation lost while creating: {exc}", retryable=True)
+        return SyncResult(mapping.name, flow, item.record.id, Outcome.INSERTED, destination_id=after.id, writes=1)
+    error = answer.error
+    if isinstance(error, AlreadyExists):
+        existing = await create.find_by_natural_key(engine, mapping, target, item.payload)
+        if existing is not None:
+            # Created by an interrupted run (or by hand): couple it, then bring the pair in step.
+            try:
+                await couplings.complete(coupling, existing.id)
+            except (ConcurrentUpdate, AlreadyCoupled):
+                return await engine.sync_in_context(ctx, mapping, flow, item.record.id, item.record)
+            result = await engine.sync_in_context(ctx, mapping, flow, item.record.id, item.record)
+            if result.ok:
+                result.outcome = Outcome.COUPLED
+            return result
+    with contextlib.suppress(ConcurrentUpdate):
+        await couplings.delete_coupling(coupling)
+    message = error.message if error is not None else "the service answered without the created record"
+    return await record(engine, ctx, failed(mapping, flow, item.record.id, message,
+                                            detail=getattr(error, "detail", None),
+                                            retryable=isinstance(error, RateLimited | TransientError | Aborted)))

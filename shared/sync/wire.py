@@ -1,0 +1,35 @@
+"""Adapting a mapped payload to what the target API accepts for "empty".
+
+Business Central's API declares its fields non-nullable: a null for `addressLine1` is a 400. A CRM field that
+is empty (null) therefore becomes the empty value of the field's own type in BC — "" for text, 0 for numbers,
+false for booleans, the empty GUID for ids — judged from the value the BC record holds now. A create leaves
+empty fields out (BC fills in its defaults). Dataverse takes null as null.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from shared.mapping import System
+
+EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
+
+
+def _empty_like(current: Any) -> Any:
+    if isinstance(current, bool):
+        return False
+    if isinstance(current, int | float):
+        return 0
+    if isinstance(current, str) and len(current) == 36 and current.count("-") == 4:
+        return EMPTY_GUID
+    return ""
+
+
+def for_wire(system: System, payload: Mapping[str, Any], current: Mapping[str, Any] | None) -> dict[str, Any]:
+    """`payload` as `system` accepts it; `current` is the record's present values (None when creating)."""
+    if system is not System.BUSINESS_CENTRAL:
+        return dict(payload)
+    if current is None:
+        return {k: v for k, v in payload.items() if v is not None}
+    return {k: (_empty_like(current.get(k)) if v is None else v) for k, v in payload.items()}

@@ -1,0 +1,112 @@
+"""Fixtures for the `dualsync` command line: both emulators on real sockets (BackgroundServer), Azurite, and
+the `DUALSYNC_*` environment pointing at them, as an operator would set it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from emulators.business_central import BusinessCentralSettings
+from emulators.business_central import create_app as create_bc
+from emulators.common.server import BackgroundServer
+from emulators.dataverse import DataverseSettings
+from emulators.dataverse import create_app as create_dv
+from shared.cli import app
+from tests.connectors.conftest import CLIENT_ID, SECRET, bc_company
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Emulators:
+    bc: BackgroundServer
+    dv: BackgroundServer
+
+    @property
+    def bc_settings(self) -> BusinessCentralSettings:
+        return self.bc.app.state.emulator.settings
+
+    @property
+    def dv_settings(self) -> DataverseSettings:
+        return self.dv.app.state.emulator.settings
+
+    @property
+    def integration_user(self) -> str:
+        return self.dv.app.state.emulator.integration.user_id
+
+    def env(self, connection_string: str, prefix: str) -> dict[str, str]:
+        """Every setting the CLI needs, pointing at these emulators and Azurite."""
+        return {
+            "DUALSYNC_STORAGE__CONNECTION_STRING": connection_string,
+            "DUALSYNC_STORAGE__TABLE_PREFIX": prefix,
+            "DUALSYNC_ERP__TENANT_ID": self.bc_settings.tenant_id,
+            "DUALSYNC_ERP__AUTHORITY": self.bc.url,
+            "DUALSYNC_ERP__BASE_URL": f"{self.bc.url}/v2.0",
+            "DUALSYNC_ERP__ENVIRONMENT": self.bc_settings.environment,
+            "DUALSYNC_ERP__COMPANY_ID": bc_company(self.bc.app),
+            "DUALSYNC_ERP__CLIENT_ID": CLIENT_ID,
+            "DUALSYNC_ERP__CLIENT_SECRET": SECRET,
+            "DUALSYNC_CRM__TENANT_ID": self.dv_settings.tenant_id,
+            "DUALSYNC_CRM__AUTHORITY": self.dv.url,
+            "DUALSYNC_CRM__BASE_URL": self.dv.url,
+            "DUALSYNC_CRM__CLIENT_ID": CLIENT_ID,
+            "DUALSYNC_CRM__CLIENT_SECRET": SECRET,
+            "DUALSYNC_CRM__INTEGRATION_USER_IDS": self.integration_user,
+            "DUALSYNC_RETRY__BASE_DELAY_S": "0.01",
+            "DUALSYNC_RETRY__MAX_DELAY_S": "0.1",
+            "DUALSYNC_RETRY__RATE_LIMIT_BASE_S": "0.05",
+            "DUALSYNC_RETRY__MAX_ELAPSED_S": "20",
+            "DUALSYNC_PACK_PATH": str(ROOT / "templates" / "bc-sales.yaml"),
+        }
+
+
+@pytest.fixture(scope="module")
+def emulators() -> Iterator[Emulators]:
+    bc = BackgroundServer(create_bc(BusinessCentralSettings(records=4, seed=11)))
+    dv = BackgroundServer(create_dv(DataverseSettings(records=4, seed=11, webhook_delay_ms=0)))
+    with bc, dv:
+        yield Emulators(bc, dv)
+
+
+@pytest.fixture
+def cli_env(emulators: Emulators, table_connection_string: str, table_prefix: str,
+            monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The environment set for the test (every other DUALSYNC_* variable removed)."""
+    import os
+
+    for name in list(os.environ):
+        if name.upper().startswith("DUALSYNC_"):
+            monkeypatch.delenv(name)
+    env = emulators.env(table_connection_string, table_prefix)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def bc_admin(emulators: Emulators) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=emulators.bc.url) as client:
+        yield client
+
+
+@pytest.fixture
+def dv_admin(emulators: Emulators) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=emulators.dv.url) as client:
+        yield client
+
+
+def rows(admin: httpx.Client, table: str) -> list[dict[str, Any]]:
+    response = admin.get(f"/_admin/tables/{table}")
+    assert response.status_code == 200, response.text
+    return response.json()["value"]
+
+
+def dualsync(*args: str) -> Any:
+    """Run `dualsync ARGS…` in-process; returns typer's Result (exit_code, stdout, stderr)."""
+    return CliRunner().invoke(app, list(args))
