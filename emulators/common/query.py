@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from odata_query import ast
+
 from shared.odata import ODataFilterError, evaluate_filter, filter_fields, parse_filter
 
 
@@ -100,6 +102,8 @@ def _sort_key(values: list[Any], orderby: list[tuple[str, bool]]) -> tuple[Any, 
 def run_query(rows: Iterable[dict[str, Any]], q: Query, *, key: str, page_size: int,
               token: str | None = None, case_insensitive: bool = True) -> Page:
     """Filter, order and cut one page. `token` is what a previous page returned as `next_token`."""
+    if q.filter is not None and (index := _equality_index(q.filter, case_insensitive)) is not None:
+        rows = _narrow(rows, *index, case_insensitive)
     try:
         matched = [r for r in rows if q.filter is None or evaluate_filter(q.filter, r,
                                                                             case_insensitive=case_insensitive)]
@@ -121,6 +125,45 @@ def run_query(rows: Iterable[dict[str, Any]], q: Query, *, key: str, page_size: 
     more = len(matched) > len(page) and (left is None or left > 0)
     next_token = _encode(_sort_values(page[-1], q.orderby, key), left) if more and page else None
     return Page(page, next_token, total)
+
+
+def _equality_index(node: Any, ci: bool) -> tuple[str, set[str]] | None:
+    """For filters like `k eq 'a' or k eq 'b'` (also inside `and`, or as `k in (…)`): the field and the text
+    values a row must hold to have any chance of matching. Stands in for the services' key indexes, so a
+    client that looks records up by key in chunks is not slowed by full scans here; rows are still checked
+    against the whole filter afterwards."""
+    def norm(lit: Any) -> str | None:
+        if isinstance(lit, ast.GUID):
+            return lit.val.lower()
+        if isinstance(lit, ast.String):
+            return lit.val.casefold() if ci else lit.val
+        return None
+
+    if isinstance(node, ast.Compare) and isinstance(node.left, ast.Identifier):
+        if isinstance(node.comparator, ast.Eq) and (v := norm(node.right)) is not None:
+            return node.left.name, {v}
+        if isinstance(node.comparator, ast.In) and isinstance(node.right, ast.List):
+            values = [norm(x) for x in node.right.val]
+            if values and None not in values:
+                return node.left.name, set(values)  # type: ignore[arg-type]
+        return None
+    if isinstance(node, ast.BoolOp):
+        left, right = _equality_index(node.left, ci), _equality_index(node.right, ci)
+        if isinstance(node.op, ast.And):
+            return left or right
+        if left and right and left[0] == right[0]:
+            return left[0], left[1] | right[1]
+    return None
+
+
+def _narrow(rows: Iterable[dict[str, Any]], name: str, values: set[str], ci: bool) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        v = r.get(name)
+        # Non-text values are left to the full evaluation (which also reports type errors as before).
+        if not isinstance(v, str) or (v.casefold() if ci else v) in values or v.lower() in values:
+            out.append(r)
+    return out
 
 
 def project(row: Mapping[str, Any], select: list[str] | None, always: Iterable[str] = ()) -> dict[str, Any]:

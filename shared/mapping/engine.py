@@ -16,10 +16,14 @@ from shared.mapping.model import FieldMapping, TableMapping
 from shared.mapping.transforms import TransformContext
 from shared.mapping.types import Direction, Side
 
+# Business Central's fields are not nullable: an id field that refers to nothing holds the nil GUID.
+NIL_GUID = "00000000-0000-0000-0000-000000000000"
+
 
 def is_empty(value: Any) -> bool:
-    """Empty as integrations mean it: null or the empty string (BC's blank option " " is a value)."""
-    return value is None or value == ""
+    """Empty as integrations mean it: null, the empty string, or the nil GUID of a lookup that refers to
+    nothing (BC's blank option " " is a value)."""
+    return value is None or value == "" or (isinstance(value, str) and value == NIL_GUID)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.mapping import System
-
-EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
+from shared.mapping.engine import NIL_GUID
 
 
 def _empty_like(current: Any) -> Any:
@@ -22,7 +21,7 @@ def _empty_like(current: Any) -> Any:
     if isinstance(current, int | float):
         return 0
     if isinstance(current, str) and len(current) == 36 and current.count("-") == 4:
-        return EMPTY_GUID
+        return NIL_GUID
     return ""
 
 

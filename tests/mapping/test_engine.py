@@ -165,6 +165,9 @@ def test_uncoupled_lookup_is_a_field_error_and_empty_lookup_clears(bc_sales):
     assert result.payload == {"transactioncurrencyid@odata.bind": None}
     [error] = result.errors
     assert error.field == "salespersonCode ⇄ ownerid" and "not coupled" in error.message
+    # Business Central's fields are not nullable: an id that refers to nothing is the nil GUID.
+    nil = map_record(customers, {"currencyId": "00000000-0000-0000-0000-000000000000"}, "to_crm")
+    assert nil.payload == {"transactioncurrencyid@odata.bind": None} and not nil.lookups
     invoice = map_record(bc_sales.mapping("sales-invoices"), {"customerId": None}, "to_crm")
     assert invoice.errors[0].field == "customerId ⇄ customerid" and "not_null" in invoice.errors[0].message
 

@@ -97,10 +97,11 @@ class People:
                 faults={"error_ratio": 0.0 if calm else 0.2, "error_status": rng.choice([500, 502, 503, 504]),
                         "seed": rng.randrange(1000)},
                 limits={"window_seconds": 0.2, "window_requests": 6000 if calm else 15})
+            # Dataverse asks to wait at least 1 s (Retry-After) after a 429, 502 or 503, so its storms are 500 and
+            # 504 (no Retry-After) and the 429s come from Business Central, keeping the test within seconds.
             await world.dv.configure(
-                faults={"error_ratio": 0.0 if calm else 0.2, "error_status": rng.choice([500, 503]),
-                        "seed": rng.randrange(1000)},
-                limits={"window_seconds": 0.5, "window_requests": 6000 if calm else 30})
+                faults={"error_ratio": 0.0 if calm else 0.2, "error_status": rng.choice([500, 504]),
+                        "seed": rng.randrange(1000)})
         return action
 
     def adopt(self, result: Any) -> None:
@@ -179,6 +180,8 @@ def engine_options() -> dict[str, Any]:
     return {"concurrency": 1}
 
 
+# A BC customer created from a Sales account holds Business Central's nil GUID in `paymentTermsId` /
+# `currencyId` ("none"); this test found that the engine once treated it as a reference to a missing record.
 @pytest.mark.parametrize("seed", [11, 2024])
 async def test_random_edits_on_both_sides_converge(world: World, seed: int) -> None:
     rng = random.Random(seed)
@@ -187,15 +190,7 @@ async def test_random_edits_on_both_sides_converge(world: World, seed: int) -> N
     currency = await world.engine.sync_record("currencies", "to_crm", eur["id"], create=True)
     assert currency.destination_id, currency.message
     people = People(world, rng, currency.destination_id)
-    import time
-    done = Counter()
-    spent = Counter()
-    for _ in range(STEPS):
-        t = time.monotonic()
-        a = await people.act()
-        done[a] += 1
-        spent[a] += time.monotonic() - t
-    print(spent)
+    done = Counter([await people.act() for _ in range(STEPS)])
     # The run exercised what it claims to (a seed that never syncs or never edits proves nothing).
     assert done["sync_record"] and done["sync_modified"] and done["faults"], done
     assert people.customers and people.accounts, done

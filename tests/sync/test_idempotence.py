@@ -6,8 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 from shared.mapping import Side, System
+from shared.mapping.engine import NIL_GUID
 from shared.sync import Outcome
-from shared.sync.wire import EMPTY_GUID, for_wire
+from shared.sync.wire import for_wire
 from tests.sync.conftest import World, bc_customer
 
 
@@ -56,6 +57,6 @@ def test_business_central_gets_typed_empty_values_and_creates_leave_empties_out(
                "taxLiable": True}
     cleared = dict.fromkeys(current)
     assert for_wire(System.BUSINESS_CENTRAL, cleared, current) == {
-        "city": "", "creditLimit": 0, "currencyId": EMPTY_GUID, "taxLiable": False}
+        "city": "", "creditLimit": 0, "currencyId": NIL_GUID, "taxLiable": False}
     assert for_wire(System.BUSINESS_CENTRAL, {"city": None, "name": "x"}, None) == {"name": "x"}
     assert for_wire(System.DATAVERSE, {"address1_city": None}, {"address1_city": "Lund"}) == {"address1_city": None}
