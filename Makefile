@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 AZURITE := .tools/azurite/node_modules/.bin/azurite-table
 
-.PHONY: demo test lint bench install azurite clean
+.PHONY: demo test lint bench install azurite clean infra-check
 
 install: $(STAMP)
 
@@ -35,6 +35,17 @@ demo: $(STAMP) $(AZURITE)
 bench: $(STAMP)
 	$(PY) -m bench.emulator_business_central
 	$(PY) -m bench.emulator_dataverse
+
+# Static security analysis of infra/ (Bicep). checkov pins many packages, so it gets its own venv, never .venv.
+# Findings are fixed in the templates or skipped inline with `// checkov:skip=CKV_...: reason`.
+CHECKOV := .tools/checkov-venv/bin/checkov
+
+$(CHECKOV):
+	$(PYTHON) -m venv .tools/checkov-venv
+	.tools/checkov-venv/bin/python -m pip install --quiet "checkov>=3.2,<4"
+
+infra-check: $(CHECKOV)
+	$(CHECKOV) --framework bicep -d infra --skip-download --compact --quiet
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .ruff_cache

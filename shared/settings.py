@@ -7,6 +7,9 @@ Linux), e.g. `DUALSYNC_ERP__CLIENT_ID`. `load_settings()` validates everything a
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -119,6 +122,70 @@ class RetrySettings(_Group):
     rate_limit_base_s: float = Field(2.0, ge=0, description="First back-off after a 429 without Retry-After.")
 
 
+class QueueSettings(_Group):
+    """The Service Bus queue between the webhooks and the processor (session-enabled, duplicate detection on)."""
+
+    name: str = Field("dualsync-changes", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,259}$",
+                      description="Queue name; the processor's trigger reads the same app setting "
+                                  "(`%DUALSYNC_QUEUE__NAME%`).")
+    namespace: str | None = Field(
+        None, description="Fully qualified namespace, e.g. `<name>.servicebus.windows.net`, used with the managed "
+                          "identity when no connection string is set.")
+    connection_string: SecretStr | None = Field(
+        None, description="Service Bus connection string (local tools only; Azure uses NAMESPACE + identity).")
+    max_attempts: int = Field(6, ge=1, le=50, description="Sync attempts per notice before a transiently failing "
+                                                          "message is given up (dead-lettered).")
+    retry_base_s: float = Field(30.0, ge=0, description="First back-off before a transiently failed record is "
+                                                       "tried again (doubling, with jitter).")
+    retry_max_s: float = Field(1800.0, ge=0, description="Longest back-off between two attempts.")
+
+
+class WebhookSettings(_Group):
+    """Shared secrets that authenticate incoming webhooks (compared in constant time, never logged)."""
+
+    bc_client_state: SecretStr | None = Field(
+        None, description="The `clientState` given to Business Central subscriptions; every notification must "
+                          "echo it. Unset: Business Central notifications are refused (503).")
+    dataverse_key: SecretStr | None = Field(
+        None, description="The secret of the Dataverse service endpoint, sent as the header DATAVERSE_HEADER "
+                          "(HttpHeader), `?code=` (WebhookKey) or `?<DATAVERSE_PARAM>=` (HttpQueryString). "
+                          "Unset: Dataverse notifications are refused (503).")
+    dataverse_header: str = Field("x-api-key", min_length=1,
+                                  description="Header name of the HttpHeader authentication.")
+    dataverse_param: str = Field("key", min_length=1,
+                                 description="Query parameter of the HttpQueryString authentication.")
+
+
+_NCRONTAB = r"^\s*(\S+\s+){5}\S+\s*$"  # six fields: second minute hour day month day-of-week
+
+
+class ScheduleSettings(_Group):
+    """Timers (NCRONTAB, six fields with seconds, UTC unless WEBSITE_TIME_ZONE says otherwise) and the history
+    kept. Read when the app starts: a change needs a restart, as Azure does on any app-setting change."""
+
+    modified: str = Field("0 */30 * * * *",
+                          description="Modified-records sync of every enabled mapping (BC's default: every 30 "
+                                      "minutes), the safety net for lost webhooks.")
+    subscriptions: str = Field("0 0 */6 * * *",
+                               description="Create missing Business Central webhook subscriptions and renew those "
+                                           "expiring within RENEW_WITHIN_HOURS (they expire after 3 days).")
+    retry: str = Field("0 */10 * * * *",
+                       description="Retry records whose last sync failed and that are not skipped.")
+    purge: str = Field("0 30 2 * * *",
+                       description="Delete jobs and errors older than RETENTION_DAYS.")
+    retention_days: int = Field(30, ge=1, le=3650, description="Days of jobs and errors kept.")
+    renew_within_hours: float = Field(24.0, gt=0, lt=72, description="Renew a subscription when it expires within "
+                                                                     "this many hours.")
+
+    @field_validator("modified", "subscriptions", "retry", "purge")
+    @classmethod
+    def _ncrontab(cls, value: str) -> str:
+        if not re.match(_NCRONTAB, value):
+            raise ValueError(f"must be an NCRONTAB expression of six fields (second minute hour day month "
+                             f"day-of-week), e.g. '0 */30 * * * *'; got {value!r}")
+        return value.strip()
+
+
 class Settings(BaseSettings):
     """All settings; see the README table or each Field's description."""
 
@@ -130,10 +197,18 @@ class Settings(BaseSettings):
     crm: CrmSettings
     retry: RetrySettings = Field(default_factory=RetrySettings)
     pack_path: Path = Field(Path("templates/bc-sales.yaml"), description="Mapping pack (YAML) to load.")
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    public_url: str | None = Field(None, pattern=r"^https?://[^/?#]+(/[^?#]*)?$",
+                                   description="The Function App's public base URL, e.g. "
+                                               "`https://<app>.azurewebsites.net`; Business Central notification "
+                                               "URLs are `<PUBLIC_URL>/api/webhooks/business_central/<entity>`.")
 
     def secrets(self) -> list[SecretStr]:
         """Every configured secret, for the redactor."""
-        found = [self.storage.connection_string, self.erp.client_secret, self.crm.client_secret]
+        found = [self.storage.connection_string, self.erp.client_secret, self.crm.client_secret,
+                 self.queue.connection_string, self.webhooks.bc_client_state, self.webhooks.dataverse_key]
         return [s for s in found if s is not None]
 
 
@@ -160,7 +235,8 @@ def load_settings(**overrides: Any) -> Settings:
 
 
 _GROUPS: dict[str, type[BaseModel]] = {"storage": StorageSettings, "erp": ErpSettings, "crm": CrmSettings,
-                                       "retry": RetrySettings}
+                                       "retry": RetrySettings, "queue": QueueSettings, "webhooks": WebhookSettings,
+                                       "schedules": ScheduleSettings}
 
 
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
@@ -180,3 +256,17 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
         message = err["msg"].removeprefix("Value error, ")
         problems.append((env_name(loc), message))
     return problems
+
+
+def load_schedules(environ: Mapping[str, str] | None = None) -> ScheduleSettings:
+    """Only the `DUALSYNC_SCHEDULES__*` settings: the timers' schedules are needed when the functions are
+    indexed, before (and whether or not) the connection settings are complete."""
+    env = os.environ if environ is None else environ
+    prefix = f"{ENV_PREFIX}SCHEDULES{NESTED}"
+    values = {key[len(prefix):].lower(): value for key, value in env.items() if key.upper().startswith(prefix)}
+    try:
+        return ScheduleSettings(**values)
+    except ValidationError as exc:
+        raise SettingsError([(env_name(("schedules", *(str(p) for p in err["loc"]))),
+                              err["msg"].removeprefix("Value error, "))
+                             for err in exc.errors(include_input=False, include_url=False)]) from None

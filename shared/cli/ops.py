@@ -1,9 +1,9 @@
 """Operator commands: `dualsync couple` / `uncouple`, `dualsync jobs`, `dualsync errors …`, `dualsync reconcile`.
-They read and change the sync state; `errors retry` and `couple --sync` also sync records through the engine."""
+They read and change the sync state; `errors retry` syncs records, `couple --match` runs a coupling-only
+full sync."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Annotated, Any
 
 import typer
@@ -24,20 +24,16 @@ from shared.cli.common import (
     state_session,
     when,
 )
+from shared.cli.sync import full_document, print_full_runs
 from shared.connectors import ConnectorError
 from shared.mapping import Direction, Side
 from shared.state import AlreadyCoupled, Coupling, ErrorRecord, Job, NotFound
+from shared.sync.full import FullOptions, sync_full
+from shared.sync.reconcile import reconcile as reconcile_mapping
 
 JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 MappingOpt = Annotated[str, typer.Option("--mapping", "-m", help="Mapping name, e.g. customers")]
 FilterMappingOpt = Annotated[str | None, typer.Option("--mapping", "-m", help="Only this mapping")]
-
-
-def _optional_module(name: str, what: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError:
-        raise fail(f"{what} is not available in this build", 2) from None
 
 
 # ----- couple / uncouple
@@ -60,13 +56,12 @@ def couple(
         raise fail("couple needs both ERP_ID and CRM_ID", 2)
     if create and not match:
         raise fail("--create only goes with --match", 2)
-    matcher = _optional_module("shared.sync.match", "match-based coupling") if match else None
 
     async def work() -> Any:
         async with engine_session(settings) as engine:
             m = mapping_or_exit(engine, mapping)
-            if matcher is not None:
-                return await matcher.couple_by_match(engine, m.name, create=create)
+            if match:  # a full sync that couples by the match fields and (with --create) creates the rest
+                return await sync_full(engine, [m.name], FullOptions(create=create))
             assert erp_id is not None and crm_id is not None
             for side, record_id in ((Side.ERP, erp_id), (Side.CRM, crm_id)):
                 try:  # both records must exist: a coupling to nothing would only fail later, in the sync
@@ -80,9 +75,10 @@ def couple(
 
     result = run(work)
     if as_json:
-        emit_json(result if match else {"mapping": mapping, "erp_id": erp_id, "crm_id": crm_id})
+        emit_json([full_document(r) for r in result] if match else
+                  {"mapping": mapping, "erp_id": erp_id, "crm_id": crm_id})
     elif match:
-        out.print(result, highlight=False)
+        print_full_runs(result, f"couple --match · {mapping}")
     else:
         out.print(f"coupled {mapping}: ERP {erp_id} ⇄ CRM {crm_id}", highlight=False)
 
@@ -264,20 +260,30 @@ def reconcile(
 ) -> None:
     """Compare both systems through the mapping(s) and report drift; exit 1 when there is any."""
     settings = settings_or_exit()
-    checker = _optional_module("shared.sync.reconcile", "reconcile")
 
     async def work() -> list[Any]:
         async with engine_session(settings) as engine:
             names = mappings or [m.name for m in engine.pack.mappings if m.enabled]
             for name in names:
                 mapping_or_exit(engine, name)
-            return [await checker.reconcile(engine, name) for name in names]
+            return [await reconcile_mapping(engine, name) for name in names]
 
     reports = run(work)
     if as_json:
-        emit_json(reports)
+        emit_json([{"mapping": r.mapping, "checked": r.checked, "clean": r.clean, "drift": r.drift}
+                   for r in reports])
     else:
-        for report in reports:
-            out.print(report, highlight=False)
-    if any(getattr(r, "drift", False) for r in reports):
+        table = Table(title="reconcile", title_justify="left")
+        for column in ("mapping", "checked", "drift", "side", "ids", "fields"):
+            table.add_column(column, overflow="fold")
+        table.add_column("message", overflow="fold")
+        for r in reports:
+            checked = f"ERP {r.checked.get('erp', 0)} · CRM {r.checked.get('crm', 0)}"
+            if r.clean:
+                table.add_row(r.mapping, checked, "none", "", "", "", "")
+            for d in r.drift:
+                table.add_row(r.mapping, checked, d.kind, d.side.value if d.side else "", "\n".join(d.ids),
+                              ", ".join(d.fields), d.message)
+        out.print(table, highlight=False)
+    if not all(r.clean for r in reports):
         raise typer.Exit(1)

@@ -3,7 +3,6 @@ the environment, see docs/cli.md). Exit 1 when any record failed, 2 on bad argum
 
 from __future__ import annotations
 
-import importlib
 from typing import Annotated, Any
 
 import typer
@@ -26,6 +25,7 @@ from shared.cli.common import (
 from shared.mapping import Side, TableMapping, dependency_order
 from shared.sync import ModifiedRun, SyncEngine, SyncResult
 from shared.sync import modified as modified_sync
+from shared.sync.full import FullOptions, FullRun, sync_full
 
 sync_app = typer.Typer(help="Synchronise records now.", no_args_is_help=True)
 app.add_typer(sync_app, name="sync")
@@ -153,29 +153,64 @@ def modified(mappings: MappingsOpt = None, direction: DirectionOpt = None, as_js
         raise typer.Exit(1)
 
 
+def print_full_runs(runs: list[FullRun], title: str) -> None:
+    """One row per mapping and direction; a dry run lists what it would do."""
+    table = Table(title=title, title_justify="left")
+    for column in ("mapping", "dir", "job", "pages"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("counts", overflow="fold")
+    table.add_column("failures", overflow="fold")
+    for r in runs:
+        counts = r.planned if r.job_id is None else r.counts
+        text = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v) or "nothing to do"
+        failures = "\n".join(f"{f.source_id}: {f.message}" for f in r.failures[:5])
+        table.add_row(r.mapping, r.direction.value, r.job_id or "(dry run)", str(r.pages), text, failures)
+    out.print(table, highlight=False)
+    for r in runs:
+        for p in r.listed:
+            out.print(f"  {r.mapping} {r.direction.value}: would {p.action} {p.source_id}"
+                      f"{' → ' + p.target_id if p.target_id else ''}{' (' + p.message + ')' if p.message else ''}",
+                      highlight=False, markup=False)
+
+
+def full_document(r: FullRun) -> dict[str, Any]:
+    return {"mapping": r.mapping, "direction": r.direction, "job_id": r.job_id, "resumed_after": r.resumed_after,
+            "pages": r.pages, "counts": r.counts, "planned": dict(r.planned),
+            "listed": [vars(p) for p in r.listed],
+            "failures": [{"source_id": f.source_id, "message": f.message} for f in r.failures]}
+
+
 @sync_app.command("full")
 def full(mappings: MappingsOpt = None, direction: DirectionOpt = None,
          dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be created, "
                                                                  "updated or coupled")] = False,
+         create: Annotated[bool | None, typer.Option("--create/--couple-only", help="Create counterparts "
+                                                     "of unmatched records (default: the mapping's setting)")] = None,
+         restart: Annotated[bool, typer.Option("--restart", help="Ignore a checkpoint left by an "
+                                                                 "interrupted run")] = False,
          as_json: JsonOpt = False) -> None:
     """Full sync: couple by natural key / match fields, create the rest, in dependency order (resumable)."""
     settings = settings_or_exit()
     flow = direction_or_exit(direction)
-    try:
-        full_sync = importlib.import_module("shared.sync.full")
-    except ModuleNotFoundError:
-        raise fail("full sync is not available in this build", 2) from None
+    options = FullOptions(dry_run=dry_run, create=create, resume=not restart,
+                          directions=None if flow is None else frozenset({flow}))
 
-    async def work() -> Any:
+    async def work() -> list[FullRun]:
         async with engine_session(settings) as engine:
-            chosen = selected(engine, mappings)
-            kwargs: dict[str, Any] = {"dry_run": dry_run}
-            if flow is not None:
-                kwargs["direction"] = flow
-            return await full_sync.sync_full(engine, [m.name for m in chosen], **kwargs)
+            chosen = [m.name for m in selected(engine, mappings)]
+            with progress_bar() as bar:
+                task = bar.add_task("full sync", total=len(chosen))
+                runs: list[FullRun] = []
+                for name in chosen:  # one mapping at a time, so the bar moves; sync_full keeps the order
+                    bar.update(task, description=name)
+                    runs += await sync_full(engine, [name], options)
+                    bar.advance(task)
+            return runs
 
-    report = run(work)
+    runs = run(work)
     if as_json:
-        emit_json(report)
+        emit_json([full_document(r) for r in runs])
     else:
-        out.print(report, highlight=False)
+        print_full_runs(runs, "sync full (dry run)" if dry_run else "sync full")
+    if any(r.failures for r in runs):
+        raise typer.Exit(1)

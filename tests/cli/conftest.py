@@ -18,9 +18,15 @@ from emulators.common.server import BackgroundServer
 from emulators.dataverse import DataverseSettings
 from emulators.dataverse import create_app as create_dv
 from shared.cli import app
-from tests.connectors.conftest import CLIENT_ID, SECRET, bc_company
 
 ROOT = Path(__file__).resolve().parents[2]
+# The app registration both emulators seed for the integration (emulators/*/settings.py).
+CLIENT_ID, SECRET = "dualsync-integration", "dualsync-integration-secret"
+
+
+def bc_company(app: Any) -> str:
+    rows = app.state.emulator.store.table("companies").all()
+    return next(r["id"] for r in rows if r["name"] == "CRONUS USA, Inc.")
 
 
 @dataclass

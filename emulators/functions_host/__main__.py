@@ -1,0 +1,28 @@
+"""`python -m emulators.functions_host --port 7071`: serve `function_app.app` locally (settings from the
+environment, as in Azure; the queue is in-process). Prints the function key for function-level routes."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from emulators.functions_host.host import LocalHost
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m emulators.functions_host", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7071)
+    parser.add_argument("--no-timers", action="store_true", help="fire timers only on demand")
+    args = parser.parse_args()
+    from function_app import app  # imported here: it loads the pack named by DUALSYNC_PACK_PATH
+
+    host = LocalHost(app, run_timers=not args.no_timers)
+    print(f"functions host on http://{args.host}:{args.port}/api/ (function key: {host.keys['function']})",
+          flush=True)
+    uvicorn.run(host.asgi(), host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""The admin API: HTTP functions for operators, function-level auth (a function or host key, sent as
+`x-functions-key` or `?code=`), JSON in and out. docs/admin-api.md documents every route.
+
+Routes live under `/api/manage/…`, not `/api/admin/…`: the Functions host reserves `admin` for its own API
+and refuses function names and routes that start with it ("The specified route conflicts with one or more
+built in routes", azure-functions-host#1781).
+
+Each handler parses the request (`shared.admin.params`: a bad one is a 400 before anything else is touched),
+runs one operation of `shared.admin.ops` on the process's engine, and answers its document.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import azure.functions as func
+
+from shared.admin import ops
+from shared.admin import params as p
+from shared.admin.params import AdminError
+from shared.app_runtime import current
+from shared.mapping import PackError, Side
+from shared.settings import SettingsError
+from shared.sync import SyncEngine
+
+log = logging.getLogger("dualsync.admin")
+
+PREFIX = "manage"
+bp = func.Blueprint()
+
+Work = Callable[[SyncEngine], Awaitable[dict[str, Any]]]
+
+
+def respond(document: dict[str, Any], status: int = 200) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(document, ensure_ascii=False, default=str), status_code=status,
+                             mimetype="application/json")
+
+
+async def serve(parse: Callable[[], Work]) -> func.HttpResponse:
+    """Parse first (400 without touching the engine), then run; map failures to JSON errors."""
+    try:
+        work = parse()
+        return respond(await work(await current().engine()))
+    except AdminError as exc:
+        return respond(exc.document(), exc.status)
+    except (SettingsError, PackError) as exc:
+        # Names the variables or pack paths at fault, never a value.
+        log.error("admin API not configured: %s", exc)
+        return respond({"error": {"code": "NotConfigured", "message": str(exc)}}, 500)
+
+
+def _query(req: func.HttpRequest) -> dict[str, str]:
+    return dict(req.params)
+
+
+def _inputs(req: func.HttpRequest) -> dict[str, Any]:
+    """Query parameters overlaid with the JSON body (an empty body is allowed)."""
+    return {**_query(req), **p.json_body(req.get_body(), required=False)}
+
+
+def _mapping(req: func.HttpRequest) -> str:
+    return p.text(req.route_params, "mapping") or ""
+
+
+def _route(route: str, methods: list[str]) -> Callable[[Any], Any]:
+    return bp.route(route=f"{PREFIX}/{route}", methods=methods, auth_level=func.AuthLevel.FUNCTION)
+
+
+# ----- mappings and their status
+@bp.function_name("manage_list_mappings")
+@_route("mappings", ["GET"])
+async def list_mappings(req: func.HttpRequest) -> func.HttpResponse:
+    return await serve(lambda: ops.list_mappings)
+
+
+@bp.function_name("manage_get_mapping")
+@_route("mappings/{mapping}", ["GET"])
+async def get_mapping(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        name = _mapping(req)
+        return lambda engine: ops.get_mapping(engine, name)
+    return await serve(parse)
+
+
+# ----- couple / uncouple / match
+@bp.function_name("manage_couple")
+@_route("mappings/{mapping}/couple", ["POST"])
+async def couple(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        name, body = _mapping(req), p.json_body(req.get_body())
+        erp_id, crm_id = p.text(body, "erp_id") or "", p.text(body, "crm_id") or ""
+        return lambda engine: ops.couple(engine, name, erp_id, crm_id)
+    return await serve(parse)
+
+
+@bp.function_name("manage_uncouple")
+@_route("mappings/{mapping}/uncouple", ["POST"])
+async def uncouple(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        name, body = _mapping(req), p.json_body(req.get_body())
+        erp_id, crm_id = p.text(body, "erp_id", required=False), p.text(body, "crm_id", required=False)
+        if (erp_id is None) == (crm_id is None):
+            raise p.bad_request("give exactly one of 'erp_id' or 'crm_id'")
+        side, record_id = (Side.ERP, erp_id) if erp_id is not None else (Side.CRM, crm_id)
+        return lambda engine: ops.uncouple(engine, name, side, record_id or "")
+    return await serve(parse)
+
+
+@bp.function_name("manage_match")
+@_route("mappings/{mapping}/match", ["POST"])
+async def match(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        name, given = _mapping(req), _inputs(req)
+        create, dry_run = bool(p.flag(given, "create", False)), bool(p.flag(given, "dry_run", False))
+        return lambda engine: ops.match(engine, name, create=create, dry_run=dry_run)
+    return await serve(parse)
+
+
+# ----- sync now
+@bp.function_name("manage_sync_record")
+@_route("mappings/{mapping}/sync-record", ["POST"])
+async def sync_record(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        name, body = _mapping(req), p.json_body(req.get_body())
+        flow = p.direction(body)
+        single, many = p.text(body, "source_id", required=False), p.names(body.get("source_ids"), "source_ids")
+        if (single is None) == (many is None):
+            raise p.bad_request("give 'source_id' or 'source_ids' (a list), not both")
+        ids = [single] if single is not None else many or []
+        create, force = p.flag(body, "create", None), bool(p.flag(body, "force", False))
+        return lambda engine: ops.sync_record(engine, name, flow, ids, create=create, force=force)  # type: ignore[arg-type]
+    return await serve(parse)
+
+
+@bp.function_name("manage_sync_mapping")
+@_route("mappings/{mapping}/sync", ["POST"])
+async def sync_mapping(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        name, given = _mapping(req), _inputs(req)
+        flow = p.direction(given, required=False)
+        return lambda engine: ops.sync_mapping(engine, name, flow)
+    return await serve(parse)
+
+
+@bp.function_name("manage_full_sync")
+@_route("full-sync", ["POST"])
+async def full_sync(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        given = _inputs(req)
+        # A dry run unless the caller says dry_run=false: a full sync can create thousands of records.
+        dry_run = bool(p.flag(given, "dry_run", True))
+        names = p.names(given.get("mappings") or given.get("mapping"))
+        create = p.flag(given, "create", None)
+        return lambda engine: ops.full_sync(engine, names, dry_run=dry_run, create=create)
+    return await serve(parse)
+
+
+# ----- jobs
+@bp.function_name("manage_list_jobs")
+@_route("jobs", ["GET"])
+async def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        query = _query(req)
+        name, since, limit = p.text(query, "mapping", required=False), p.since(query), p.limit(query)
+        return lambda engine: ops.list_jobs(engine, name, since=since, limit=limit)
+    return await serve(parse)
+
+
+@bp.function_name("manage_get_job")
+@_route("mappings/{mapping}/jobs/{job_id}", ["GET"])
+async def get_job(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        name, job_id = _mapping(req), p.text(req.route_params, "job_id") or ""
+        return lambda engine: ops.get_job(engine, name, job_id)
+    return await serve(parse)
+
+
+# ----- errors
+@bp.function_name("manage_list_errors")
+@_route("errors", ["GET"])
+async def list_errors(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        query = _query(req)
+        name, skipped, limit = p.text(query, "mapping", required=False), p.flag(query, "skipped", None), p.limit(query)
+        return lambda engine: ops.list_errors(engine, name, skipped=skipped, limit=limit)
+    return await serve(parse)
+
+
+def _one_error(req: func.HttpRequest) -> tuple[str, Any, str]:
+    body = p.json_body(req.get_body())
+    return p.text(body, "mapping") or "", p.direction(body), p.text(body, "source_id") or ""
+
+
+@bp.function_name("manage_retry_error")
+@_route("errors/retry", ["POST"])
+async def retry_error(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        name, flow, source_id = _one_error(req)
+        return lambda engine: ops.retry_error(engine, name, flow, source_id)
+    return await serve(parse)
+
+
+@bp.function_name("manage_retry_all_errors")
+@_route("errors/retry-all", ["POST"])
+async def retry_all_errors(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        given = _inputs(req)
+        name, flow = p.text(given, "mapping", required=False), p.direction(given, required=False)
+        return lambda engine: ops.retry_all(engine, name, flow)
+    return await serve(parse)
+
+
+@bp.function_name("manage_skip_error")
+@_route("errors/skip", ["POST"])
+async def skip_error(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        name, flow, source_id = _one_error(req)
+        return lambda engine: ops.set_skipped(engine, name, flow, source_id, skip=True)
+    return await serve(parse)
+
+
+@bp.function_name("manage_restore_error")
+@_route("errors/restore", ["POST"])
+async def restore_error(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        name, flow, source_id = _one_error(req)
+        return lambda engine: ops.set_skipped(engine, name, flow, source_id, skip=False)
+    return await serve(parse)
+
+
+# ----- reconcile
+@bp.function_name("manage_reconcile")
+@_route("reconcile", ["GET", "POST"])
+async def reconcile(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        given = _inputs(req)
+        names = p.names(given.get("mappings") or given.get("mapping"))
+        return lambda engine: ops.reconcile(engine, names)
+    return await serve(parse)

@@ -1,0 +1,158 @@
+"""From a webhook request to queue messages, free of Azure Functions: authenticate, parse, drop echoes of our
+own writes, expand BC `collection` notices, enqueue one message per (mapping, record), answer 202.
+
+The trigger hands over the plain parts of the request (`Request`) and turns the `Answer` into its response.
+Nothing here logs a body, a header value or a secret: only counts, entity names and why a request failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from shared.connectors import Connector, ConnectorError, PermanentError
+from shared.mapping import Pack, Side, System
+from shared.notices import business_central as bc
+from shared.notices import dataverse as dv
+from shared.notices.model import Change, ChangeNotice, NoticeError, Unauthenticated
+from shared.notices.routing import logical_name, messages_for
+from shared.queue import QueueSender, SyncMessage
+from shared.settings import WebhookSettings
+from shared.sync.context import utc_now
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Request:
+    """The parts of an HTTP request a webhook reads; `headers` with lower-case names."""
+
+    method: str
+    params: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: str = ""
+    mimetype: str = "text/plain"
+
+
+@dataclass
+class Intake:
+    """What the webhooks need: the pack, the secrets, our integration users per side (their changes are echoes),
+    the BC company synced (notices of others are refused), the queue, and — only for BC `collection` notices —
+    a way to get a connector (`connector(side)`, awaited)."""
+
+    pack: Pack
+    webhooks: WebhookSettings
+    sender: QueueSender
+    integration_users: Mapping[Side, frozenset[str]] = field(default_factory=dict)
+    company_id: str | None = None
+    connector: Callable[[Side], Awaitable[Connector]] | None = None
+    clock: Callable[[], dt.datetime] = utc_now
+
+    def is_echo(self, notice: ChangeNotice, side: Side) -> bool:
+        users = {u.lower() for u in self.integration_users.get(side, frozenset())}
+        return any(actor.lower() in users for actor in notice.actors)
+
+
+def answer_handshake(entity: str, request: Request) -> Answer | None:
+    """BC's subscription handshake (`?validationToken=`): the token back as plain text, needing nothing else
+    (call it before building anything: BC allows 5 s). None when the request is not a handshake."""
+    try:
+        token = bc.handshake_token(dict(request.params))
+    except NoticeError as exc:
+        return _refused(400, System.BUSINESS_CENTRAL, entity, str(exc))
+    return None if token is None else Answer(200, token)
+
+
+async def receive_business_central(intake: Intake, entity: str, request: Request) -> Answer:
+    """A BC subscription's notification URL: the validationToken handshake, or a batch of notices."""
+    if (handshake := answer_handshake(entity, request)) is not None:
+        return handshake
+    if request.method.upper() != "POST":
+        return Answer(405, "POST notifications here")
+    secret = intake.webhooks.bc_client_state
+    if secret is None or not secret.get_secret_value():
+        log.error("business_central/%s: DUALSYNC_WEBHOOKS__BC_CLIENT_STATE is not set; notification refused", entity)
+        return Answer(503, "webhook secret not configured")
+    try:
+        notices = bc.parse_notifications(request.body, entity=entity, client_state=secret.get_secret_value(),
+                                         company_id=intake.company_id, seen_at=intake.clock())
+        notices = await _expand(intake, entity, notices)
+    except Unauthenticated:
+        return _refused(401, System.BUSINESS_CENTRAL, entity, "clientState missing or wrong")
+    except NoticeError as exc:
+        return _refused(400, System.BUSINESS_CENTRAL, entity, str(exc))
+    except ConnectorError as exc:  # paging a collection failed: BC retries 5xx answers
+        log.warning("business_central/%s: paging a collection notice failed: %s", entity, exc.message)
+        return Answer(503, "could not read the changed records; try again")
+    return await _enqueue(intake, Side.ERP, entity, notices)
+
+
+async def receive_dataverse(intake: Intake, entity: str, request: Request) -> Answer:
+    """A Dataverse service endpoint (webhook contract): one RemoteExecutionContext per call."""
+    if request.method.upper() != "POST":
+        return Answer(405, "POST notifications here")
+    key = intake.webhooks.dataverse_key
+    if key is None or not key.get_secret_value():
+        log.error("dataverse/%s: DUALSYNC_WEBHOOKS__DATAVERSE_KEY is not set; notification refused", entity)
+        return Answer(503, "webhook secret not configured")
+    if not dv.authenticated(request.headers, request.params, intake.webhooks, key.get_secret_value()):
+        return _refused(401, System.DATAVERSE, entity, "the service endpoint's secret is missing or wrong")
+    try:
+        notice = dv.parse_context(request.body, entity=entity, logical_name=logical_name(intake.pack, entity),
+                                  exceeded=dv.size_exceeded(request.headers), seen_at=intake.clock())
+    except NoticeError as exc:
+        return _refused(400, System.DATAVERSE, entity, str(exc))
+    return await _enqueue(intake, Side.CRM, entity, [notice])
+
+
+def _refused(status: int, system: System, entity: str, why: str) -> Answer:
+    log.warning("%s/%s: webhook refused (%d): %s", system.value, entity, status, why)
+    return Answer(status, why)
+
+
+async def _expand(intake: Intake, entity: str, notices: Sequence[ChangeNotice]) -> list[ChangeNotice]:
+    """Replace each `collection` notice by one `updated` notice per record its filtered resource lists."""
+    out: list[ChangeNotice] = []
+    for notice in notices:
+        if notice.change is not Change.COLLECTION:
+            out.append(notice)
+            continue
+        if intake.connector is None:
+            raise NoticeError("a collection notice arrived but no connector is configured to page it")
+        connector = await intake.connector(Side.ERP)
+        try:
+            async for page in connector.list(entity, filter=notice.collection_filter, select=("id",)):
+                out.extend(ChangeNotice(notice.system, entity, Change.UPDATED, r.id.lower(), notice.seen_at,
+                                        marker=r.modified_on.isoformat() if r.modified_on else notice.marker)
+                           for r in page)
+        except PermanentError as exc:  # BC refused the filter it sent us: the notice itself is bad
+            raise NoticeError(f"the collection's resource could not be listed: {exc.message}") from None
+    return out
+
+
+async def _enqueue(intake: Intake, side: Side, entity: str, notices: Sequence[ChangeNotice]) -> Answer:
+    fresh = [n for n in notices if not intake.is_echo(n, side)]
+    messages: dict[str, SyncMessage] = {}
+    for notice in fresh:
+        for message in messages_for(intake.pack, side, notice):
+            messages.setdefault(message.message_id, message)  # repeats inside one batch
+    try:
+        await intake.sender.send(list(messages.values()))
+    except Exception as exc:  # the queue is unreachable: both services retry a 503
+        log.error("%s/%s: enqueueing %d message(s) failed: %s", side.value, entity, len(messages),
+                  type(exc).__name__)
+        return Answer(503, "could not queue the changes; try again")
+    log.info("%s/%s: %d notice(s), %d echo(es) dropped, %d message(s) queued", side.value, entity, len(notices),
+             len(notices) - len(fresh), len(messages))
+    return Answer(202)
+
+
+__all__ = ["Answer", "Intake", "Request", "answer_handshake", "receive_business_central", "receive_dataverse"]

@@ -1,0 +1,63 @@
+"""Which webhooks a pack needs, and which mappings a notice of an entity feeds (one message each)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.mapping import Direction, Pack, Side, System, TableMapping
+from shared.notices.model import Change, ChangeNotice
+from shared.queue import SyncMessage
+
+# Systems whose webhooks we receive. Finance and Operations business events carry no standard record id:
+# changes there are picked up by the modified-records timer.
+WEBHOOK_SYSTEMS = (System.BUSINESS_CENTRAL, System.DATAVERSE)
+
+
+@dataclass(frozen=True, order=True)
+class WebhookSource:
+    """One webhook endpoint: records of `entity` (entity set) read from `side` of `system`."""
+
+    system: System
+    side: Side
+    entity: str
+
+    @property
+    def route(self) -> str:
+        return f"webhooks/{self.system.value}/{self.entity}"
+
+    @property
+    def function_name(self) -> str:
+        return f"webhook_{self.system.value}_{self.entity}"
+
+
+def _carries(mapping: TableMapping, side: Side) -> bool:
+    return mapping.enabled and mapping.kind == "table" and mapping.direction.allows(Direction.from_source(side))
+
+
+def webhook_sources(pack: Pack) -> list[WebhookSource]:
+    """Every (system, entity) the pack syncs from, for systems that send webhooks; sorted, no repeats."""
+    found = {WebhookSource(pack.systems.get(side), side, m.entity(side).entity)
+             for m in pack.mappings for side in (Side.ERP, Side.CRM)
+             if _carries(m, side) and pack.systems.get(side) in WEBHOOK_SYSTEMS}
+    return sorted(found)
+
+
+def logical_name(pack: Pack, entity: str) -> str | None:
+    """The Dataverse logical name of CRM entity set `entity`, when the pack names it."""
+    return next((m.crm.logical_name for m in pack.mappings if m.crm.entity == entity and m.crm.logical_name), None)
+
+
+def candidate_mappings(pack: Pack, side: Side, entity: str) -> list[TableMapping]:
+    """Mappings a change of `entity` on `side` may feed. The record's values decide among them (filters,
+    routes), and the processor reads them when it runs, so every candidate gets a message."""
+    return [m for m in pack.mappings if _carries(m, side) and m.entity(side).entity == entity]
+
+
+def messages_for(pack: Pack, side: Side, notice: ChangeNotice) -> list[SyncMessage]:
+    """One message per candidate mapping of the notice's record (none for a collection: expand it first)."""
+    if notice.record_id is None or notice.change is Change.COLLECTION:
+        return []
+    flow = Direction.from_source(side)
+    return [SyncMessage(m.name, flow, notice.record_id, notice.change.value, marker=notice.marker,
+                        seen_at=notice.seen_at)
+            for m in candidate_mappings(pack, side, notice.entity)]

@@ -1,0 +1,79 @@
+"""What the processor does with one queue message, free of Azure Functions: read the record now and sync it
+(`SyncEngine.sync_record`), reschedule transient failures with back-off, refuse poison.
+
+    done = await process_message(body, engine=engine, sender=sender, schedule=RetrySchedule())
+
+Outcomes: the result (permanent failures are already error records, written by the engine); a retryable
+failure → a new scheduled message (attempt + 1, same session) and this one completes; a poison message
+(unreadable, unknown or disabled mapping, too many attempts) → `PoisonMessage`, which the trigger lets
+propagate so Service Bus redelivers it up to its max delivery count and then dead-letters it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shared.connectors import NotFound
+from shared.mapping import MappingError, TableMapping, select_mappings
+from shared.queue.message import PoisonMessage, SyncMessage
+from shared.queue.retry import RetrySchedule
+from shared.queue.sender import QueueSender
+from shared.sync import SyncEngine, SyncResult
+from shared.sync.context import utc_now
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Processed:
+    """What became of one message: `result` of the sync (None when another mapping of a route takes the
+    record), `retry_at` when a transient failure was rescheduled."""
+
+    message: SyncMessage
+    result: SyncResult | None
+    retry_at: dt.datetime | None = None
+    note: str | None = None
+
+
+async def process_message(body: bytes | str, *, engine: SyncEngine, sender: QueueSender, schedule: RetrySchedule,
+                          clock: Callable[[], dt.datetime] = utc_now) -> Processed:
+    """Process one message body; raises `PoisonMessage` (with the reason) for a message never to retry."""
+    message = SyncMessage.from_json(body)
+    what = f"{message.mapping} {message.direction.value} {message.source_id}"
+    if message.attempt > schedule.max_attempts:
+        raise PoisonMessage(f"{what}: given up after {schedule.max_attempts} attempts with transient failures")
+    try:
+        mapping = engine.mapping(message.mapping)
+    except MappingError as exc:
+        raise PoisonMessage(f"{what}: {exc}") from None
+    if not await _route_takes(engine, mapping, message):
+        return Processed(message, None, note="another mapping of the route takes this record")
+    try:
+        result = await engine.sync_record(mapping, message.direction, message.source_id, trigger="webhook")
+    except ValueError as exc:  # disabled mapping, or a direction the mapping does not carry
+        raise PoisonMessage(f"{what}: {exc}") from None
+    if not result.retryable:
+        return Processed(message, result)
+    at = clock() + schedule.delay(message.attempt)
+    await sender.schedule(message.next_attempt(), at)
+    log.info("%s: transient failure (attempt %d), retry at %s: %s", what, message.attempt, at.isoformat(),
+             result.message)
+    return Processed(message, result, retry_at=at)
+
+
+async def _route_takes(engine: SyncEngine, mapping: TableMapping, message: SyncMessage) -> bool:
+    """A routed entity (one source record, several candidate mappings) goes to the first mapping whose filter
+    it passes; the webhook queued every candidate, so each checks here. A deleted record goes to all (only
+    the mapping holding a coupling has anything to do)."""
+    side = message.direction.source
+    entity = mapping.entity(side).entity
+    if engine.pack.route_for(side, entity) is None:
+        return True
+    try:
+        record = await engine.connector(side).get(entity, message.source_id)
+    except NotFound:
+        return True
+    return any(m.name == mapping.name for m in select_mappings(engine.pack, side, entity, record.values))
