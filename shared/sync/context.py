@@ -62,6 +62,9 @@ class RunContext:
     active: frozenset[tuple[str, Side, str]] = frozenset()
     lookup_cache: dict[tuple[Any, ...], Any] = field(default_factory=dict)
     dependencies: list[Any] = field(default_factory=list)  # SyncResults of dependencies synced for this record
+    # A dry run reads and plans but writes nothing: an uncoupled dependency is not synced first, its lookup
+    # resolves to a placeholder so the plan can still say "create".
+    dry_run: bool = False
 
     def for_record(self) -> RunContext:
         """A copy for one record (its own dependency list; caches shared with the run)."""
@@ -70,4 +73,4 @@ class RunContext:
     def for_dependency(self, key: tuple[str, Side, str]) -> RunContext:
         """The context a dependency is synced in: one level deeper, created if missing, caches shared."""
         return RunContext(job_id=self.job_id, conflict=None, create=True, force=False, depth=self.depth + 1,
-                          active=self.active | {key}, lookup_cache=self.lookup_cache)
+                          active=self.active | {key}, lookup_cache=self.lookup_cache, dry_run=self.dry_run)

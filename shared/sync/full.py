@@ -115,7 +115,7 @@ async def full_direction(engine: SyncEngine, mapping: TableMapping, side: Side, 
                                          started_at=engine.options.clock())
         cp.job_ids.append(job.job_id)
     run = FullRun(mapping.name, flow, job.job_id if job else None, resumed_after=cp.last_key)
-    ctx = RunContext(job_id=run.job_id)
+    ctx = RunContext(job_id=run.job_id, dry_run=options.dry_run)
     key = mapping.entity(side).key
     text = source_filter(mapping, side)
     if cp.last_key is not None:

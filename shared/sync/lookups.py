@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from shared.sync.engine import SyncEngine
 
 BLANK = object()  # an option lookup whose value maps to no option: written as null
+# What a lookup to a not-yet-coupled dependency resolves to in a dry run (never written: a dry run writes nothing).
+DRY_RUN_PENDING = "00000000-0000-0000-0000-0000000000d7"
 
 
 def odata_literal(value: Any) -> str:
@@ -62,6 +64,12 @@ async def _coupled_value(engine: SyncEngine, ctx: RunContext, dep: TableMapping,
     side, target = request.source_side, request.source_side.other
     ref_id = await _find_referenced(engine, dep, request)
     coupling = await engine.state.couplings.find_coupling(dep.name, side, ref_id)
+    if (coupling is None or coupling.pending) and ctx.dry_run:
+        why = _cannot_sync(engine, ctx, dep, side, ref_id)
+        if why is None:
+            return DRY_RUN_PENDING  # a real run syncs the dependency first
+        raise DependencyNotCoupled(f"dependency not coupled: the {side.value} {dep.name} record {ref_id!r} has no "
+                                   f"coupled {target.value} record; {why}")
     if coupling is None or coupling.pending:
         why = await _sync_dependency(engine, ctx, dep, side, ref_id)
         coupling = await engine.state.couplings.find_coupling(dep.name, side, ref_id)
@@ -83,8 +91,20 @@ async def _coupled_value(engine: SyncEngine, ctx: RunContext, dep: TableMapping,
 
 async def _sync_dependency(engine: SyncEngine, ctx: RunContext, dep: TableMapping, side: Side, ref_id: str) -> str:
     """Try to sync the referenced record first; returns why that did not couple it (for the error message)."""
+    why = _cannot_sync(engine, ctx, dep, side, ref_id)
+    if why is not None:
+        return why
+    flow, key = Direction.from_source(side), (dep.name, side, ref_id)
+    result = await engine.sync_in_context(ctx.for_dependency(key), dep, flow, ref_id)
+    ctx.dependencies.append(result)
+    if result.retryable:
+        raise RetryLater(f"dependency {dep.name} {ref_id!r} could not be synced yet: {result.message}")
+    return f"syncing it first gave: {result.outcome.value}{': ' + result.message if result.message else ''}"
+
+
+def _cannot_sync(engine: SyncEngine, ctx: RunContext, dep: TableMapping, side: Side, ref_id: str) -> str | None:
+    """Why the referenced record cannot be synced first, or None when it can."""
     flow = Direction.from_source(side)
-    key = (dep.name, side, ref_id)
     if not dep.enabled:
         return f"mapping '{dep.name}' is disabled"
     if not dep.direction.allows(flow):
@@ -92,13 +112,9 @@ async def _sync_dependency(engine: SyncEngine, ctx: RunContext, dep: TableMappin
                 f"record or sync '{dep.name}' first")
     if ctx.depth >= engine.options.max_dependency_depth:
         return f"dependency depth limit {engine.options.max_dependency_depth} reached; sync '{dep.name}' first"
-    if key in ctx.active:
+    if (dep.name, side, ref_id) in ctx.active:
         return "the records refer to each other in a cycle; sync one of them first"
-    result = await engine.sync_in_context(ctx.for_dependency(key), dep, flow, ref_id)
-    ctx.dependencies.append(result)
-    if result.retryable:
-        raise RetryLater(f"dependency {dep.name} {ref_id!r} could not be synced yet: {result.message}")
-    return f"syncing it first gave: {result.outcome.value}{': ' + result.message if result.message else ''}"
+    return None
 
 
 async def _option_value(engine: SyncEngine, dep: TableMapping, request: LookupRequest) -> Any:
