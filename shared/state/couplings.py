@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,10 @@ from azure.data.tables.aio import TableClient
 from shared.mapping.types import Side
 from shared.state.exceptions import AlreadyCoupled, ConcurrentUpdate, NotFound
 from shared.state.keys import aware, decode_key, encode_key, json_hash, pack_json, read_time, unpack_json
+
+# Table storage: at most 100 operations per entity-group transaction, at most 15 comparisons per $filter.
+MAX_TRANSACTION = 100
+MAX_FILTER_KEYS = 14  # plus the PartitionKey comparison
 
 _TIMES = ("reserved_at", "erp_modified_on", "crm_modified_on", "synced_at")
 _TEXTS = ("erp_id", "crm_id", "reservation", "erp_etag", "crm_etag", "result_to_crm", "result_to_erp",
@@ -135,6 +139,21 @@ class CouplingStore:
             return None
         return _from_entity(entity)
 
+    async def find_couplings(self, mapping: str, side: Side | str, record_ids: Sequence[str]) -> dict[str, Coupling]:
+        """The couplings of many records of one side, by record id (absent: not coupled). One query per
+        `MAX_FILTER_KEYS` ids instead of one point read each: what a full sync's page needs."""
+        found: dict[str, Coupling] = {}
+        ids = list(dict.fromkeys(record_ids))
+        for start in range(0, len(ids), MAX_FILTER_KEYS):
+            chunk = ids[start:start + MAX_FILTER_KEYS]
+            params = {"pk": encode_key(mapping), **{f"r{i}": row_key(side, rid) for i, rid in enumerate(chunk)}}
+            # Spaces around the parentheses: the SDK finds `@name` parameters between spaces.
+            query = "PartitionKey eq @pk and ( " + " or ".join(f"RowKey eq @r{i}" for i in range(len(chunk))) + " )"
+            async for entity in self.table.query_entities(query, parameters=params):
+                c = _from_entity(entity)
+                found[c.id_of(side) or ""] = c
+        return found
+
     async def get_coupling(self, mapping: str, side: Side | str, record_id: str) -> Coupling:
         """Like `find_coupling`, but raises `NotFound` when the record is not coupled."""
         found = await self.find_coupling(mapping, side, record_id)
@@ -158,6 +177,36 @@ class CouplingStore:
                                  f"in mapping {mapping!r}", existing) from None
         c.row_side, c.row_etag = side, meta["etag"]
         return c
+
+    async def reserve_many(self, mapping: str, source_side: Side | str, source_ids: Sequence[str], *,
+                           job_id: str | None = None, now: dt.datetime | None = None) -> dict[str, Coupling]:
+        """`reserve` for many records, up to `MAX_TRANSACTION` in one atomic transaction. Returns the
+        reservations won, by source id; ids another worker reserved or coupled first are left out (the caller
+        takes the per-record path for them, which waits or syncs)."""
+        side = Side(source_side)
+        won: dict[str, Coupling] = {}
+        pending = list(dict.fromkeys(source_ids))
+        while pending:
+            chunk, pending = pending[:MAX_TRANSACTION], pending[MAX_TRANSACTION:]
+            while chunk:
+                cs = []
+                for rid in chunk:
+                    c = Coupling(mapping=mapping, reserved_by=side, reservation=uuid.uuid4().hex,
+                                 reserved_at=now or dt.datetime.now(dt.UTC), last_job_id=job_id)
+                    setattr(c, f"{side.value}_id", rid)
+                    cs.append(c)
+                try:
+                    result = await self.table.submit_transaction([("create", _to_entity(c, side)) for c in cs])
+                except TableTransactionError as exc:
+                    if exc.error_code != "EntityAlreadyExists" or exc.index is None:
+                        raise
+                    del chunk[exc.index]  # taken by someone else: retry the rest (the transaction wrote nothing)
+                    continue
+                for c, meta in zip(cs, result, strict=True):
+                    c.row_side, c.row_etag = side, meta["etag"]
+                    won[c.id_of(side) or ""] = c
+                chunk = []
+        return won
 
     async def renew_reservation(self, coupling: Coupling, *, now: dt.datetime | None = None) -> Coupling:
         """Take over a pending reservation (e.g. one left by a crashed worker); one taker wins, the others get
@@ -190,6 +239,38 @@ class CouplingStore:
             raise self._concurrent(done, exc) from None
         done.row_side, done.row_etag = source, result[0]["etag"]
         return done
+
+    async def complete_many(self, done: Sequence[tuple[Coupling, str]]) -> list[Coupling | Exception]:
+        """`complete` for many reservations of one mapping, 50 per transaction (two operations each). A chunk
+        that fails as a whole is retried record by record, so each gets its own answer: the completed
+        coupling, or the `ConcurrentUpdate` / `AlreadyCoupled` that `complete` raises."""
+        out: list[Coupling | Exception] = []
+        step = MAX_TRANSACTION // 2
+        for start in range(0, len(done), step):
+            chunk = done[start:start + step]
+            finished, ops = [], []
+            for coupling, destination_id in chunk:
+                if not coupling.pending or coupling.reserved_by is None:
+                    raise ValueError("complete_many needs pending couplings returned by reserve")
+                source = Side(coupling.reserved_by)
+                c = dataclasses.replace(coupling, reservation=None)
+                setattr(c, f"{source.other.value}_id", destination_id)
+                finished.append((c, source))
+                ops += [self._guarded_update(c, source), ("create", _to_entity(c, source.other))]
+            try:
+                result = await self.table.submit_transaction(ops)
+            except TableTransactionError:
+                for coupling, destination_id in chunk:
+                    try:
+                        out.append(await self.complete(coupling, destination_id))
+                    except (ConcurrentUpdate, AlreadyCoupled) as exc:
+                        out.append(exc)
+                continue
+            for i, (c, source) in enumerate(finished):
+                c.row_side, c.row_etag = source, result[2 * i]["etag"]
+                c.snapshot_hash = json_hash(c.snapshot) if c.snapshot is not None else None
+                out.append(c)
+        return out
 
     async def create_coupling(self, coupling: Coupling) -> Coupling:
         """Couple two existing records (manual or match-based coupling): both rows, created atomically.

@@ -153,8 +153,8 @@ async def _page(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow
                 options: FullOptions, run: FullRun, earlier: set[str], claimed: set[str]) -> list[SyncResult]:
     source, limit = flow.source, engine.options.concurrency
     records = [r for r in page if matches(mapping, r.values, source)]
-    found = await match.bounded(limit, (engine.state.couplings.find_coupling(mapping.name, source, r.id)
-                                        for r in records))
+    known = await engine.state.couplings.find_couplings(mapping.name, source, [r.id for r in records])
+    found = [known.get(r.id) for r in records]
     coupled: list[tuple[Record, Coupling]] = []
     resumed: list[full_create.Prepared] = []
     uncoupled: list[Record] = []

@@ -100,51 +100,75 @@ async def create_batch(engine: SyncEngine, ctx: RunContext, mapping: TableMappin
     results: list[SyncResult] = []
     ready: list[Prepared] = []
 
-    async def reserve(item: Prepared) -> Prepared | SyncResult:
-        if item.coupling is not None:  # a reservation of an interrupted run of this full sync: take it over
-            try:
-                item.coupling = await couplings.renew_reservation(item.coupling, now=engine.options.clock())
-                return item
-            except ConcurrentUpdate:
-                return await engine.sync_in_context(ctx, mapping, flow, item.record.id, item.record)
+    async def take_over(item: Prepared) -> Prepared | SyncResult:
+        """A reservation of an interrupted run of this full sync: take it over, or let the per-record path
+        decide when another worker did first."""
+        assert item.coupling is not None
         try:
-            item.coupling = await couplings.reserve(mapping.name, source, item.record.id, job_id=ctx.job_id,
-                                                    now=engine.options.clock())
+            item.coupling = await couplings.renew_reservation(item.coupling, now=engine.options.clock())
             return item
-        except AlreadyCoupled:
+        except ConcurrentUpdate:
             return await engine.sync_in_context(ctx, mapping, flow, item.record.id, item.record)
 
-    for got in await bounded(engine.options.concurrency, (reserve(i) for i in items)):
-        if isinstance(got, Prepared):
-            ready.append(got)
-        else:
+    resumed = [i for i in items if i.coupling is not None]
+    fresh = [i for i in items if i.coupling is None]
+    won = await couplings.reserve_many(mapping.name, source, [i.record.id for i in fresh], job_id=ctx.job_id,
+                                       now=engine.options.clock())
+    taken = [i for i in fresh if i.record.id not in won]  # reserved or coupled by another worker meanwhile
+    for item in fresh:
+        item.coupling = won.get(item.record.id, item.coupling)
+    for got in await bounded(engine.options.concurrency, [
+            *(take_over(i) for i in resumed),
+            *(engine.sync_in_context(ctx, mapping, flow, i.record.id, i.record) for i in taken)]):
+        if isinstance(got, SyncResult):
             results.append(got)
+        else:
+            ready.append(got)
+    ready += [i for i in fresh if i.record.id in won]
     if not ready:
         return results
     answers = await engine.connector(flow.target).write_batch([write_op(engine, mapping, flow, i) for i in ready])
-    done = await bounded(engine.options.concurrency,
-                         (_finish(engine, ctx, mapping, flow, i, a) for i, a in zip(ready, answers, strict=True)))
-    return results + done
+    created = [(i, a) for i, a in zip(ready, answers, strict=True) if a.ok and a.record is not None]
+    others = [(i, a) for i, a in zip(ready, answers, strict=True) if not (a.ok and a.record is not None)]
+    results += await _complete_created(engine, ctx, mapping, flow, created)
+    results += await bounded(engine.options.concurrency, (_finish(engine, ctx, mapping, flow, i, a) for i, a in others))
+    return results
+
+
+async def _complete_created(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction,
+                            created: Sequence[tuple[Prepared, WriteResult]]) -> list[SyncResult]:
+    """Record the created counterparts: snapshots, then the couplings completed in a few transactions."""
+    source, target = flow.source, flow.target
+    afters = await bounded(engine.options.concurrency,
+                           (rec.settled(engine, mapping, target, a.record) for _, a in created))  # type: ignore[arg-type]
+    pairs: list[tuple[Coupling, str]] = []
+    for (item, _), after in zip(created, afters, strict=True):
+        assert item.coupling is not None
+        snapshot = {source.value: field_values(mapping, item.record.values, source),
+                    target.value: field_values(mapping, after.values, target)}
+        rec.stamp(engine, ctx, item.coupling, snapshot, {source: item.record, target: after})
+        pairs.append((item.coupling, after.id))
+    results = []
+    for (item, _), after, outcome in zip(created, afters, await engine.state.couplings.complete_many(pairs),
+                                         strict=True):
+        if isinstance(outcome, Exception):
+            # Our reservation was taken over meanwhile: undo our create so the taker's stays the only one.
+            await engine.connector(target).delete(mapping.entity(target).entity, after.id)
+            results.append(failed(mapping, flow, item.record.id, f"reservation lost while creating: {outcome}",
+                                  retryable=True))
+        else:
+            results.append(SyncResult(mapping.name, flow, item.record.id, Outcome.INSERTED,
+                                      destination_id=after.id, writes=1))
+    return results
 
 
 async def _finish(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction, item: Prepared,
                   answer: WriteResult) -> SyncResult:
-    source, target = flow.source, flow.target
+    """A create that did not succeed: an existing record with the key is coupled, anything else fails."""
+    target = flow.target
     coupling = item.coupling
     assert coupling is not None
     couplings = engine.state.couplings
-    if answer.ok and answer.record is not None:
-        after = await rec.settled(engine, mapping, target, answer.record)
-        snapshot = {source.value: field_values(mapping, item.record.values, source),
-                    target.value: field_values(mapping, after.values, target)}
-        rec.stamp(engine, ctx, coupling, snapshot, {source: item.record, target: after})
-        try:
-            await couplings.complete(coupling, after.id)
-        except (ConcurrentUpdate, AlreadyCoupled) as exc:
-            # Our reservation was taken over meanwhile: undo our create so the taker's stays the only one.
-            await engine.connector(target).delete(mapping.entity(target).entity, after.id)
-            return failed(mapping, flow, item.record.id, f"reservation lost while creating: {exc}", retryable=True)
-        return SyncResult(mapping.name, flow, item.record.id, Outcome.INSERTED, destination_id=after.id, writes=1)
     error = answer.error
     if isinstance(error, AlreadyExists):
         existing = await create.find_by_natural_key(engine, mapping, target, item.payload)

@@ -188,3 +188,35 @@ async def test_naive_datetimes_and_non_json_snapshots_are_refused(store: StateSt
     with pytest.raises(ValueError, match="JSON values only"):
         await store.couplings.create_coupling(Coupling("items", erp_id="e-1", crm_id="c-1", snapshot={"x": {1, 2}}))
     assert await rows(store, "items") == []
+
+
+async def test_many_couplings_are_found_in_few_queries(store: StateStore) -> None:
+    """A full sync's page asks for the couplings of many records at once (chunked under the 15-comparison
+    limit of a Table-storage filter)."""
+    ids = [f"src-{i:03d}" for i in range(40)]
+    for i in range(0, 40, 3):
+        await store.couplings.create_coupling(Coupling(mapping="customers", erp_id=ids[i], crm_id=f"acc-{i}"))
+    found = await store.couplings.find_couplings("customers", Side.ERP, [*ids, "src-000", "nobody"])
+    assert sorted(found) == [ids[i] for i in range(0, 40, 3)]
+    assert found["src-003"].crm_id == "acc-3"
+
+
+async def test_reserve_many_leaves_out_records_another_worker_holds(store: StateStore) -> None:
+    ids = [f"c-{i:03d}" for i in range(130)]  # more than one transaction
+    other = await store.couplings.reserve("customers", Side.ERP, "c-101")
+    won = await store.couplings.reserve_many("customers", Side.ERP, ids, job_id="j1")
+    assert set(won) == set(ids) - {"c-101"}
+    assert all(c.pending and c.last_job_id == "j1" for c in won.values())
+    assert (await store.couplings.get_coupling("customers", Side.ERP, "c-101")).reservation == other.reservation
+
+
+async def test_complete_many_completes_each_and_reports_the_losers(store: StateStore) -> None:
+    won = await store.couplings.reserve_many("customers", Side.ERP, [f"c-{i}" for i in range(60)])
+    await store.couplings.create_coupling(Coupling(mapping="customers", erp_id="elsewhere", crm_id="acc-7"))
+    pairs = [(won[f"c-{i}"], f"acc-{i}") for i in range(60)]
+    outcomes = await store.couplings.complete_many(pairs)
+    assert isinstance(outcomes[7], AlreadyCoupled)  # acc-7 is coupled to another record
+    done = [o for o in outcomes if isinstance(o, Coupling)]
+    assert len(done) == 59 and all(not c.pending for c in done)
+    assert (await store.couplings.get_coupling("customers", Side.CRM, "acc-42")).erp_id == "c-42"
+    assert (await store.couplings.get_coupling("customers", Side.ERP, "c-7")).pending
