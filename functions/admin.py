@@ -153,8 +153,10 @@ async def full_sync(req: func.HttpRequest) -> func.HttpResponse:
         # A dry run unless the caller says dry_run=false: a full sync can create thousands of records.
         dry_run = bool(p.flag(given, "dry_run", True))
         names = p.names(given.get("mappings") or given.get("mapping"))
-        create = p.flag(given, "create", None)
-        return lambda engine: ops.full_sync(engine, names, dry_run=dry_run, create=create)
+        create, flow = p.flag(given, "create", None), p.direction(given, required=False)
+        restart = bool(p.flag(given, "restart", False))  # ignore an interrupted run's checkpoint
+        return lambda engine: ops.full_sync(engine, names, dry_run=dry_run, create=create, flow=flow,
+                                            restart=restart)
     return await serve(parse)
 
 

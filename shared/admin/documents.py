@@ -57,6 +57,12 @@ def full_run(r: Any) -> dict[str, Any]:
             "failures": [{"source_id": f.source_id, "message": f.message} for f in r.failures]}
 
 
+def retried(r: Any) -> dict[str, Any]:
+    """A `shared.maintenance.RetryResult` (one failed record synced again)."""
+    return {"mapping": r.mapping, "direction": str(r.direction), "source_id": r.source_id,
+            "outcome": str(r.outcome), "destination_id": r.destination_id, "message": r.message}
+
+
 def reconcile_report(r: Any) -> dict[str, Any]:
     """A `shared.sync.reconcile.ReconcileReport`."""
     return {"mapping": r.mapping, "checked": dict(r.checked), "clean": r.clean,

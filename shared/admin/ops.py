@@ -8,7 +8,7 @@ read is 502. Everything else a caller gets wrong was refused earlier, in `shared
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -104,11 +104,17 @@ async def uncouple(engine: SyncEngine, name: str, side: Side, record_id: str) ->
 
 
 async def full_sync(engine: SyncEngine, names: Sequence[str] | None, *, dry_run: bool,
-                    create: bool | None = None) -> dict[str, Any]:
-    """Full sync of the named mappings (default every enabled one), dependencies first."""
+                    create: bool | None = None, flow: Direction | None = None,
+                    restart: bool = False) -> dict[str, Any]:
+    """Full sync of the named mappings (default every enabled one), dependencies first; only `flow` when
+    given; `restart` ignores a checkpoint an interrupted run left (default: resume from it)."""
     for name in names or ():
         table_mapping(engine, name)
     options: dict[str, Any] = {} if create is None else {"create": create}
+    if flow is not None:
+        options["directions"] = frozenset({flow})
+    if restart:
+        options["resume"] = False
     with translated():
         runs = await engine.sync_full(list(names) if names else None, dry_run=dry_run, **options)
     return {"dry_run": dry_run, "runs": [documents.full_run(r) for r in runs]}
@@ -123,10 +129,15 @@ async def match(engine: SyncEngine, name: str, *, create: bool, dry_run: bool) -
 
 # ----- sync now
 async def sync_record(engine: SyncEngine, name: str, flow: Direction, source_ids: Sequence[str], *,
-                      create: bool | None, force: bool) -> dict[str, Any]:
+                      create: bool | None, force: bool,
+                      progress: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Sync each record now; `progress` (the CLI's bar) is called after each one."""
     m = table_mapping(engine, name, flow=flow)
-    results = [await engine.sync_record(m, flow, source_id, trigger="manual", create=create, force=force)
-               for source_id in source_ids]
+    results = []
+    for source_id in source_ids:
+        results.append(await engine.sync_record(m, flow, source_id, trigger="manual", create=create, force=force))
+        if progress is not None:
+            progress()
     return {"results": [documents.result(r) for r in results], "ok": all(r.ok for r in results)}
 
 
@@ -176,7 +187,7 @@ async def retry_all(engine: SyncEngine, name: str | None, flow: Direction | None
             engine.mapping(name)
     report = await retry_failed(engine, mapping=name, direction=flow.value if flow else None,
                                 include_skipped=True, force=True, trigger="manual")
-    return {"results": [vars(r) for r in report.results], "retried": len(report.results),
+    return {"results": [documents.retried(r) for r in report.results], "retried": len(report.results),
             "still_failing": report.still_failing}
 
 

@@ -1,28 +1,23 @@
 """Pieces the commands that talk to the services share: settings from the environment (one clear message
-naming every missing variable, exit 2), the engine from `shared.runtime`, direction parsing, JSON output."""
+naming every missing variable, exit 2), the engine from `shared.runtime`, argument checks, JSON output."""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import datetime as dt
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 from rich.console import Console
 
-from shared.mapping import Direction, PackError, TableMapping, UnknownMappingError
-from shared.runtime import build_engine, open_state
+from shared.admin import params
+from shared.admin.params import AdminError
+from shared.mapping import Direction, PackError
+from shared.runtime import build_engine
 from shared.settings import Settings, SettingsError, load_settings
-from shared.state import StateStore
 from shared.sync import SyncEngine
-
-T = TypeVar("T")
 
 # Piped output (tests, scripts) gets a wide console so tables are not folded at 80 columns.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -49,11 +44,6 @@ def settings_or_exit() -> Settings:
         raise fail("\n".join(lines), 2) from None
 
 
-def run(work: Callable[[], Awaitable[T]]) -> T:
-    """Run one command's async body on a fresh event loop."""
-    return asyncio.run(work())  # type: ignore[arg-type]
-
-
 @asynccontextmanager
 async def engine_session(settings: Settings) -> AsyncIterator[SyncEngine]:
     """`build_engine`, turning an unreadable or invalid pack (DUALSYNC_PACK_PATH) into a clear message (exit 1)."""
@@ -63,19 +53,6 @@ async def engine_session(settings: Settings) -> AsyncIterator[SyncEngine]:
     except PackError as exc:
         problems = "\n".join(f"  - {p}" for p in exc.problems)
         raise fail(f"mapping pack {settings.pack_path} is invalid:\n{problems}") from None
-
-
-@asynccontextmanager
-async def state_session(settings: Settings) -> AsyncIterator[StateStore]:
-    async with open_state(settings) as state:
-        yield state
-
-
-def mapping_or_exit(engine: SyncEngine, name: str) -> TableMapping:
-    try:
-        return engine.mapping(name)
-    except UnknownMappingError as exc:
-        raise fail(str(exc), 2) from None
 
 
 def direction_or_exit(text: str | None, *, one_way: bool = True) -> Direction | None:
@@ -91,38 +68,17 @@ def direction_or_exit(text: str | None, *, one_way: bool = True) -> Direction | 
     return flow
 
 
-def since_or_exit(text: str | None) -> dt.datetime | None:
-    """An age like `30m`, `12h`, `7d`, or an ISO date/time (UTC when no offset)."""
-    if text is None:
-        return None
-    units = {"m": "minutes", "h": "hours", "d": "days"}
-    if text[:-1].isdigit() and text[-1:] in units:
-        return dt.datetime.now(dt.UTC) - dt.timedelta(**{units[text[-1]]: int(text[:-1])})
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise fail(f"--since takes an age (30m, 12h, 7d) or an ISO date/time, got {text!r}", 2) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_plain(v) for v in value]
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
+def since_or_exit(text: str | None) -> str | None:
+    """`text` when it is an age like `30m`, `12h`, `7d` or an ISO date/time (the admin API's `since`, which
+    both transports parse), else exit 2 naming the option."""
+    if text is not None:
+        try:
+            params.since({"since": text})
+        except AdminError:
+            raise fail(f"--since takes an age (30m, 12h, 7d) or an ISO date/time, got {text!r}", 2) from None
+    return text
 
 
 def emit_json(document: Any) -> None:
-    """Print `document` (dataclasses, enums and datetimes included) as indented JSON on stdout."""
-    typer.echo(json.dumps(_plain(document), indent=2, ensure_ascii=False, default=str))
-
-
-def when(moment: dt.datetime | None) -> str:
-    return "" if moment is None else moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    """Print a JSON document (an admin API answer) as indented JSON on stdout."""
+    typer.echo(json.dumps(document, indent=2, ensure_ascii=False))

@@ -25,7 +25,7 @@ TIMEOUT = httpx.Timeout(230.0, connect=10.0)  # Azure's HTTP front end gives up 
 
 class RemoteError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{message} (HTTP {status}, {code})")
+        super().__init__(f"{message} (HTTP {status}, {code})" if status else f"{message} ({code})")
         self.status, self.code, self.message = status, code, message
 
 
@@ -67,7 +67,12 @@ class AdminClient:
         if self._key:
             headers["x-functions-key"] = self._key
         clean = {k: v for k, v in (params or {}).items() if v is not None}
-        response = await self.http.request(method, self.root + path, params=clean, json=body, headers=headers)
+        try:
+            response = await self.http.request(method, self.root + path, params=clean, json=body, headers=headers)
+        except httpx.TimeoutException:
+            raise RemoteError(0, "Timeout", f"no answer from {self.root} in time") from None
+        except httpx.HTTPError as exc:  # refused, DNS, TLS: the message names the host, never the key
+            raise RemoteError(0, "Unreachable", f"cannot reach {self.root}: {exc}") from None
         try:
             document = response.json()
         except ValueError:
@@ -113,10 +118,15 @@ class AdminClient:
                                 else None)
 
     async def full_sync(self, mappings: Sequence[str] | None = None, *, dry_run: bool = True,
-                        create: bool | None = None) -> dict[str, Any]:
+                        create: bool | None = None, direction: str | None = None,
+                        restart: bool = False) -> dict[str, Any]:
         body: dict[str, Any] = {"mappings": list(mappings or [])}
         if create is not None:
             body["create"] = create
+        if direction is not None:
+            body["direction"] = direction
+        if restart:
+            body["restart"] = True
         return await self._call("POST", "full-sync", params={"dry_run": _flag(dry_run)}, body=body)
 
     # ----- jobs and errors

@@ -1,0 +1,154 @@
+"""Rich tables and one-line messages for the admin API's documents (shared/admin/documents.py): what a
+command prints without `--json`, the same whether the document came from here or from a deployed app.
+Progress bars live here too (stderr, only on a terminal, so stdout stays clean for tables and JSON)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from shared.cli.common import err, out
+
+Document = dict[str, Any]
+MAX_FAILURES = 5  # failures listed per run in a table; `dualsync errors list` has them all
+
+
+def progress_bar() -> Progress:
+    """A progress display on stderr; silent when stderr is not a terminal."""
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal)
+
+
+def when(iso: str | None) -> str:
+    """An API time (`2026-03-01T12:00:00Z`) as `2026-03-01 12:00:00` (UTC)."""
+    if not iso:
+        return ""
+    moment = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def say(text: str) -> None:
+    out.print(text, highlight=False, markup=False)
+
+
+def _table(title: str, columns: Iterable[str], *, no_wrap: Iterable[str] = ()) -> Table:
+    table = Table(title=title, title_justify="left")
+    keep = set(no_wrap)
+    for column in columns:
+        table.add_column(column, no_wrap=column in keep, overflow="fold")
+    return table
+
+
+def _counts(counts: dict[str, int], empty: str) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v) or empty
+
+
+def _failures(failures: list[Document]) -> str:
+    text = "\n".join(f"{f['source_id']}: {f['message']}" for f in failures[:MAX_FAILURES])
+    if len(failures) > MAX_FAILURES:
+        text += f"\n… {len(failures) - MAX_FAILURES} more (dualsync errors list)"
+    return text
+
+
+def _of(shown: int, total: int) -> str:
+    return str(shown) if total <= shown else f"{shown} of {total}; --limit for more"
+
+
+def show(table: Table) -> None:
+    out.print(table, highlight=False)
+
+
+# ----- sync
+def results(doc: Document, title: str) -> None:
+    """`{"results": [result…]}` of sync-record (also one retried record, wrapped in a list)."""
+    table = _table(title, ("source", "outcome", "destination", "writes", "message"))
+    for r in doc["results"]:
+        table.add_row(r["source_id"], r["outcome"], r["destination_id"] or "", str(r["writes"]), r["message"] or "")
+    show(table)
+
+
+def modified_runs(doc: Document) -> None:
+    table = _table("sync modified", ("mapping", "dir", "job", "counts", "failures"))
+    for r in doc["runs"]:
+        failures = _failures(r["failures"])
+        if r.get("error"):
+            failures = f"run failed: {r['error']}\n{failures}".strip()
+        table.add_row(r["mapping"], r["direction"], r["job_id"] or "", _counts(r["counts"], "nothing changed"),
+                      failures)
+    show(table)
+
+
+def full_runs(doc: Document, title: str) -> None:
+    """One row per mapping and direction; a dry run lists what it would do."""
+    table = _table(title, ("mapping", "dir", "job", "pages", "counts", "failures"),
+                   no_wrap=("mapping", "dir", "job", "pages"))
+    for r in doc["runs"]:
+        counts = r["planned"] if r["job_id"] is None else r["counts"]
+        table.add_row(r["mapping"], r["direction"], r["job_id"] or "(dry run)", str(r["pages"]),
+                      _counts(counts, "nothing to do"), _failures(r["failures"]))
+    show(table)
+    for r in doc["runs"]:
+        for p in r["listed"]:
+            target = f" → {p['target_id']}" if p["target_id"] else ""
+            why = f" ({p['message']})" if p["message"] else ""
+            say(f"  {r['mapping']} {r['direction']}: would {p['action']} {p['source_id']}{target}{why}")
+
+
+# ----- operator views
+def mappings(doc: Document) -> None:
+    table = _table(f"mappings · {doc['pack']} {doc['version']}",
+                   ("mapping", "kind", "dir", "ERP", "CRM", "last run", "status", "errors", "skipped"))
+    for m in doc["mappings"]:
+        last = m["last_job"] or {}
+        table.add_row(m["name"] + ("" if m["enabled"] else " (disabled)"), m["kind"], m["direction"],
+                      m["erp_entity"], m["crm_entity"], when(last.get("started_at")), last.get("status", ""),
+                      str(m["errors"]), str(m["skipped"]))
+    show(table)
+
+
+def jobs(doc: Document) -> None:
+    shown = doc["jobs"]
+    title = f"jobs ({_of(len(shown), doc['total'])})"
+    table = _table(title, ("started", "mapping", "dir", "trigger", "status", "job", "counts"),
+                   no_wrap=("started", "mapping", "dir", "trigger", "status", "job"))
+    for j in shown:
+        table.add_row(when(j["started_at"]), j["mapping"], j["direction"], j["trigger"], j["status"], j["job_id"],
+                      _counts(j["counts"], "-"))
+    show(table)
+
+
+def errors(doc: Document) -> None:
+    shown = doc["errors"]
+    title = f"errors ({_of(len(shown), doc['total'])})"
+    table = _table(title, ("last seen", "mapping", "dir", "source", "destination", "tries", "skipped", "message"),
+                   no_wrap=("last seen", "mapping", "dir", "source", "destination", "tries", "skipped"))
+    for e in shown:
+        table.add_row(when(e["last_seen"]), e["mapping"], e["direction"], e["source_id"], e["destination_id"] or "",
+                      str(e["attempts"]), "yes" if e["skipped"] else "", e["message"])
+    show(table)
+
+
+def retried(doc: Document) -> None:
+    """`errors retry --all`: one row per record retried."""
+    table = _table(f"errors retry ({doc['retried']})", ("mapping", "dir", "source", "outcome", "destination",
+                                                        "message"))
+    for r in doc["results"]:
+        table.add_row(r["mapping"], r["direction"], r["source_id"], r["outcome"], r["destination_id"] or "",
+                      r["message"] or "")
+    show(table)
+
+
+def reconcile(doc: Document) -> None:
+    table = _table("reconcile", ("mapping", "checked", "drift", "side", "ids", "fields", "message"))
+    for r in doc["reports"]:
+        checked = f"ERP {r['checked'].get('erp', 0)} · CRM {r['checked'].get('crm', 0)}"
+        if r["clean"]:
+            table.add_row(r["mapping"], checked, "none", "", "", "", "")
+        for d in r["drift"]:
+            table.add_row(r["mapping"], checked, d["kind"], d["side"] or "", "\n".join(d["ids"]),
+                          ", ".join(d["fields"]), d["message"])
+    show(table)
