@@ -12,33 +12,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 
 import httpx
 
+from bench.standalone import standalone_emulator
 from emulators.business_central.settings import BusinessCentralSettings
-from emulators.common.server import free_port
 
 S = BusinessCentralSettings()
 API = f"/v2.0/{S.tenant_id}/{S.environment}/api/v2.0/"
-
-
-def start(port: int, records: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "emulators.business_central", "--port", str(port),
-                             "--records", str(records), "--no-throttle"], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/common/discovery/instance", timeout=1)
-            return proc
-        except httpx.TransportError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("emulator did not start") from None
-            time.sleep(0.1)
 
 
 async def run_for(seconds: float, workers: int, op: Callable[[int], Awaitable[None]]) -> tuple[int, float]:
@@ -110,13 +93,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
-    port = free_port()
-    proc = start(port, args.records)
-    try:
-        rows = asyncio.run(measure(f"http://127.0.0.1:{port}", args.concurrency, args.seconds))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with standalone_emulator("business_central", "--records", str(args.records)) as url:
+        rows = asyncio.run(measure(url, args.concurrency, args.seconds))
     print(f"Business Central emulator, {args.records} customers, {args.seconds:g} s per scenario")
     print(f"{'scenario':<22}{'clients':>8}{'requests/s':>12}{'operations/s':>14}")
     for label, workers, rps, ops in rows:

@@ -9,14 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 
 import httpx
 
-from emulators.common.server import free_port
+from bench.standalone import standalone_emulator
 
 API = "/api/data/v9.2"
 
@@ -84,24 +82,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8, help="concurrent clients")
     parser.add_argument("--records", type=int, default=500)
     args = parser.parse_args()
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "emulators.dataverse", "--port", str(port), "--records",
-                             str(args.records), "--no-throttle"], stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(url + "/_admin/tables", timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit("emulator did not start") from None
-                time.sleep(0.1)
+    with standalone_emulator("dataverse", "--records", str(args.records)) as url:
         rows = asyncio.run(measure(url, args.gets, args.batches, args.workers))
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
     print(f"Dataverse emulator, {args.workers} concurrent clients, latency 0, throttling off")
     print(f"{'scenario':34} {'requests':>9} {'requests/s':>11} {'operations/s':>13}")
     for name, n, rps, ops in rows:
