@@ -64,7 +64,9 @@ def retried(r: Any) -> dict[str, Any]:
 
 
 def reconcile_report(r: Any) -> dict[str, Any]:
-    """A `shared.sync.reconcile.ReconcileReport`."""
-    return {"mapping": r.mapping, "checked": dict(r.checked), "clean": r.clean,
-            "drift": [{"kind": d.kind, "side": d.side.value if d.side else None, "ids": list(d.ids),
-                       "fields": list(d.fields), "message": d.message} for d in r.drift]}
+    """A `shared.sync.reconcile.ReconcileReport`, its drift in a stable order (kind, side, ids): the
+    systems list records in no guaranteed order, and the same state must give the same document."""
+    drift = [{"kind": d.kind, "side": d.side.value if d.side else None, "ids": list(d.ids),
+              "fields": list(d.fields), "message": d.message} for d in r.drift]
+    drift.sort(key=lambda d: (d["kind"], d["side"] or "", d["ids"]))
+    return {"mapping": r.mapping, "checked": dict(r.checked), "clean": r.clean, "drift": drift}

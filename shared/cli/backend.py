@@ -147,4 +147,5 @@ def call(work: Callable[[Backend], Awaitable[T]]) -> T:
     except AdminError as exc:
         raise fail(exc.message, exit_code(exc.status, exc.code)) from None
     except RemoteError as exc:
-        raise fail(f"{url}: {exc}", exit_code(exc.status, exc.code)) from None
+        # A transport failure names the URL already; an answer says who answered it.
+        raise fail(str(exc) if not exc.status else f"{url}: {exc}", exit_code(exc.status, exc.code)) from None

@@ -24,6 +24,8 @@ TIMEOUT = httpx.Timeout(230.0, connect=10.0)  # Azure's HTTP front end gives up 
 
 
 class RemoteError(Exception):
+    """A refusal: the API's `status` and `code`, or status 0 with `Unreachable` / `Timeout` when no answer came."""
+
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(f"{message} (HTTP {status}, {code})" if status else f"{message} ({code})")
         self.status, self.code, self.message = status, code, message

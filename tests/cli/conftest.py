@@ -116,3 +116,45 @@ def rows(admin: httpx.Client, table: str) -> list[dict[str, Any]]:
 def dualsync(*args: str) -> Any:
     """Run `dualsync ARGS…` in-process; returns typer's Result (exit_code, stdout, stderr)."""
     return CliRunner().invoke(app, list(args))
+
+
+@pytest.fixture
+def failing_customer(cli_env: dict[str, str], bc_admin: httpx.Client) -> dict[str, Any]:
+    """A BC customer whose salesperson has no coupled CRM user: its sync fails with "dependency not coupled"."""
+    person = rows(bc_admin, "salespeoplePurchasers")[0]
+    eur = next(c for c in rows(bc_admin, "currencies") if c["code"] == "EUR")
+    response = bc_admin.post("/_admin/tables/customers", params={"as": "bc-user-annie"}, json={
+        "_companyId": cli_env["DUALSYNC_ERP__COMPANY_ID"], "number": f"C9{len(rows(bc_admin, 'customers')):04d}",
+        "displayName": "Fabrikam Nord AB", "type": "Company", "city": "Malmö", "blocked": " ",
+        "salespersonCode": person["code"], "currencyId": eur["id"]})
+    assert response.status_code == 201, response.text
+    return {**response.json(), "salesperson": person}
+
+
+def crm_user(emulators: Emulators, dv_admin: httpx.Client) -> str:
+    users = [u for u in rows(dv_admin, "systemusers") if u["systemuserid"] != emulators.integration_user
+             and not u.get("isdisabled") and u.get("fullname") != "SYSTEM"]
+    return users[0]["systemuserid"]
+
+
+ADMIN_KEY = "cli-remote-test-key"
+
+
+@pytest.fixture
+def remote(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The Function App (`function_app.build_app`, bc-sales) served by the local host on a real port, its own
+    engine built from the same environment as the local commands (same emulators, same Azurite tables);
+    `DUALSYNC_ADMIN_KEY` holds its function key. Yields the app's URL for `--remote`."""
+    from emulators.functions_host.host import LocalHost
+    from function_app import build_app
+    from shared.app_runtime import AppRuntime
+    from shared.mapping import load_pack
+    from shared.settings import load_settings
+
+    settings = load_settings()
+    function_app = build_app(load_pack(settings.pack_path))
+    host = LocalHost(function_app, run_timers=False, function_key=ADMIN_KEY,
+                     runtime=lambda h: AppRuntime(settings=settings, sender=h.sender()))
+    monkeypatch.setenv("DUALSYNC_ADMIN_KEY", ADMIN_KEY)
+    with BackgroundServer(host.asgi()) as server:
+        yield server.url

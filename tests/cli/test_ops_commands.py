@@ -7,35 +7,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
-import pytest
-
-from tests.cli.conftest import Emulators, dualsync, rows
-
-
-@pytest.fixture
-def failing_customer(cli_env: dict[str, str], bc_admin: httpx.Client) -> dict[str, Any]:
-    """A BC customer whose salesperson has no coupled CRM user: its sync fails with "dependency not coupled"."""
-    person = rows(bc_admin, "salespeoplePurchasers")[0]
-    eur = next(c for c in rows(bc_admin, "currencies") if c["code"] == "EUR")
-    response = bc_admin.post("/_admin/tables/customers", params={"as": "bc-user-annie"}, json={
-        "_companyId": cli_env["DUALSYNC_ERP__COMPANY_ID"], "number": f"C9{len(rows(bc_admin, 'customers')):04d}",
-        "displayName": "Fabrikam Nord AB", "type": "Company", "city": "Malmö", "blocked": " ",
-        "salespersonCode": person["code"], "currencyId": eur["id"]})
-    assert response.status_code == 201, response.text
-    return {**response.json(), "salesperson": person}
-
-
-def crm_user(emulators: Emulators, dv_admin: httpx.Client) -> str:
-    users = [u for u in rows(dv_admin, "systemusers") if u["systemuserid"] != emulators.integration_user
-             and not u.get("isdisabled") and u.get("fullname") != "SYSTEM"]
-    return users[0]["systemuserid"]
+from tests.cli.conftest import crm_user, dualsync, rows
 
 
 def errors(*args: str) -> list[dict[str, Any]]:
     result = dualsync("errors", "list", "--json", *args)
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return json.loads(result.stdout)["errors"]
 
 
 def test_errors_list_skip_restore_retry(failing_customer, emulators, dv_admin):
@@ -61,7 +39,7 @@ def test_errors_list_skip_restore_retry(failing_customer, emulators, dv_admin):
 
     # Retrying without fixing the cause fails again (exit 1), the error stays.
     still = dualsync("errors", "retry", cid, "-m", "customers", "-d", "to-crm", "--json")
-    assert still.exit_code == 1 and json.loads(still.stdout)[0]["outcome"] == "failed"
+    assert still.exit_code == 1 and json.loads(still.stdout)["result"]["outcome"] == "failed"
 
     # The operator couples the salesperson with a Sales user, then retries every error: the customer arrives.
     user = crm_user(emulators, dv_admin)
@@ -69,7 +47,7 @@ def test_errors_list_skip_restore_retry(failing_customer, emulators, dv_admin):
     assert coupled.exit_code == 0, coupled.output
     retried = dualsync("errors", "retry", "--all", "--json")
     assert retried.exit_code == 0, retried.output
-    [done] = json.loads(retried.stdout)
+    [done] = json.loads(retried.stdout)["results"]
     assert done["outcome"] == "inserted" and done["destination_id"]
     account = dv_admin.get(f"/_admin/tables/accounts/{done['destination_id']}").json()
     assert account["name"] == "Fabrikam Nord AB" and account["_ownerid_value"] == user
@@ -85,7 +63,8 @@ def test_errors_commands_reject_what_does_not_exist(cli_env):
     assert both.exit_code == 2 and "either SOURCE_ID" in both.stderr
     half = dualsync("errors", "retry", "x", "-m", "customers")
     assert half.exit_code == 2 and "--mapping and --direction" in half.stderr
-    assert dualsync("errors", "retry", "--all", "--json").stdout.strip() == "[]"
+    assert json.loads(dualsync("errors", "retry", "--all", "--json").stdout) == {
+        "results": [], "retried": 0, "still_failing": 0}
 
 
 def test_couple_and_uncouple(cli_env, emulators, bc_admin, dv_admin):
@@ -93,7 +72,8 @@ def test_couple_and_uncouple(cli_env, emulators, bc_admin, dv_admin):
     user = crm_user(emulators, dv_admin)
     ok = dualsync("couple", "--mapping", "salespeople", person["id"], user, "--json")
     assert ok.exit_code == 0, ok.output
-    assert json.loads(ok.stdout) == {"mapping": "salespeople", "erp_id": person["id"], "crm_id": user}
+    assert json.loads(ok.stdout) == {"mapping": "salespeople", "erp_id": person["id"], "crm_id": user,
+                                     "coupled": True}
 
     again = dualsync("couple", "-m", "salespeople", person["id"], user)
     assert again.exit_code == 1 and "already coupled" in again.stderr

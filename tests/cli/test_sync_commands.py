@@ -23,17 +23,18 @@ def test_sync_record_creates_the_counterpart_and_counts_it_in_a_job(cli_env, bc_
     result = dualsync("sync", "record", "--mapping", "currencies", "--direction", "to-crm", eur["id"], "--create",
                       "--json")
     assert result.exit_code == 0, result.output
-    [done] = json.loads(result.stdout)
+    [done] = json.loads(result.stdout)["results"]
     assert done["outcome"] in ("inserted", "coupled") and done["destination_id"]
     assert len(crm_currency(dv_admin, "EUR")) == 1
     # The same record again: already in step, nothing written, still one currency in Dataverse.
-    again = json.loads(dualsync("sync", "record", "-m", "currencies", "-d", "to-crm", eur["id"], "--json").stdout)
+    again = json.loads(dualsync("sync", "record", "-m", "currencies", "-d", "to-crm", eur["id"],
+                                "--json").stdout)["results"]
     assert (again[0]["outcome"], again[0]["writes"]) == ("unchanged", 0)
     assert len(crm_currency(dv_admin, "EUR")) == 1
 
     jobs = dualsync("jobs", "--mapping", "currencies", "--json")
     assert jobs.exit_code == 0, jobs.output
-    listed = json.loads(jobs.stdout)
+    listed = json.loads(jobs.stdout)["jobs"]
     assert [j["trigger"] for j in listed] == ["manual", "manual"]
     assert sorted(sum(j["counts"].values()) for j in listed) == [1, 1]
     assert {k for j in listed for k, v in j["counts"].items() if v} <= {"inserted", "coupled", "unchanged"}
@@ -63,7 +64,7 @@ def test_sync_modified_carries_a_change_made_since_the_last_run(cli_env, bc_admi
     assert dualsync("sync", "record", "-m", "currencies", "-d", "to-crm", chf["id"], "--create").exit_code == 0
     first = dualsync("sync", "modified", "--mapping", "currencies", "--json")
     assert first.exit_code == 0, first.output
-    [run] = json.loads(first.stdout)
+    [run] = json.loads(first.stdout)["runs"]
     assert run["direction"] == "to_crm" and run["watermark"] and run["failures"] == []
 
     edited = bc_admin.patch(f"/_admin/tables/currencies/{chf['id']}", params={"as": "bc-user-annie"},
@@ -71,11 +72,11 @@ def test_sync_modified_carries_a_change_made_since_the_last_run(cli_env, bc_admi
     assert edited.status_code == 200, edited.text
     second = dualsync("sync", "modified", "-m", "currencies", "--json")
     assert second.exit_code == 0, second.output
-    assert json.loads(second.stdout)[0]["counts"] == {"modified": 1}
+    assert json.loads(second.stdout)["runs"][0]["counts"] == {"modified": 1}
     [crm] = crm_currency(dv_admin, "CHF")
     assert crm["currencyname"] == "Franc suisse"
     # Nothing changed since: the next run writes nothing.
-    third = json.loads(dualsync("sync", "modified", "-m", "currencies", "--json").stdout)
+    third = json.loads(dualsync("sync", "modified", "-m", "currencies", "--json").stdout)["runs"]
     assert set(third[0]["counts"]) <= {"unchanged"}
     table = dualsync("sync", "modified", "-m", "currencies")
     assert table.exit_code == 0 and "currencies" in table.stdout

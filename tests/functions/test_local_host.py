@@ -18,13 +18,13 @@ from emulators.common.server import BackgroundServer
 from emulators.dataverse import DataverseSettings
 from emulators.dataverse import create_app as create_dv
 from emulators.functions_host import InProcessQueue, LocalHost
+from emulators.sandbox.settings import stack_settings
 from function_app import app as function_app
 from shared.app_runtime import AppRuntime
 from shared.mapping import Side
 from shared.queue import RetrySchedule
 from shared.runtime import build_engine
-from shared.settings import Settings, load_settings
-from tests.support.connectors import CLIENT_ID, SECRET, bc_company
+from shared.settings import Settings
 
 
 def tiny_app() -> tuple[func.FunctionApp, list[Any]]:
@@ -95,25 +95,13 @@ async def _eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: 
         await asyncio.sleep(0.05)
 
 
-def e2e_settings(bc_url: str, dv_url: str, bc: Any, dv: Any, storage: str, prefix: str) -> Settings:
-    creds = {"client_id": CLIENT_ID, "client_secret": SECRET}
-    return load_settings(
-        storage={"connection_string": storage, "table_prefix": prefix},
-        erp={"tenant_id": bc.state.emulator.settings.tenant_id, "authority": bc_url, "base_url": f"{bc_url}/v2.0",
-             "environment": bc.state.emulator.settings.environment, "company_id": bc_company(bc), **creds},
-        crm={"tenant_id": dv.state.emulator.settings.tenant_id, "authority": dv_url, "base_url": dv_url,
-             "integration_user_ids": dv.state.emulator.integration.user_id, **creds},
-        webhooks={"bc_client_state": BC_STATE, "dataverse_key": DV_KEY},
-        retry={"max_attempts": 2, "base_delay_s": 0.01, "max_delay_s": 0.02},  # transient failures surface fast
-        queue={"retry_base_s": 0.05, "retry_max_s": 0.2})
-
-
 async def test_webhooks_travel_through_the_local_host_to_the_other_side(table_connection_string: str,
                                                                         table_prefix: str) -> None:
     bc_app = create_bc(BusinessCentralSettings(records=4, seed=7, notification_delay_ms=50))
     dv_app = create_dv(DataverseSettings(records=4, seed=7, webhook_delay_ms=0))
     with BackgroundServer(bc_app) as bc, BackgroundServer(dv_app) as dv:
-        settings = e2e_settings(bc.url, dv.url, bc_app, dv_app, table_connection_string, table_prefix)
+        settings = stack_settings(bc.url, dv.url, bc_app, dv_app, table_connection_string, table_prefix,
+                                  bc_client_state=BC_STATE, dataverse_key=DV_KEY)
         host = LocalHost(function_app, run_timers=False,
                          runtime=lambda h: AppRuntime(settings=settings, sender=h.sender(),
                                                       retry=RetrySchedule(6, 0.5, 1.0)))
