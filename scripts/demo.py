@@ -36,11 +36,11 @@ for _c in CUSTOMERS:  # what BC's customer card fills in by default
     _c.update(blocked=" ", creditLimit=0)
 ACCOUNTS = [  # what Anna enters in Sales: one is Adatum already (same number: the full sync couples them)
     {"accountnumber": "C10001", "name": "Adatum Corporation", "address1_city": "Atlanta",
-     "telephone1": "+1 404 555 0101", "customertypecode": 3},
+     "telephone1": "+1 404 555 0101", "customertypecode": 3, "creditlimit": 0},
     {"accountnumber": "C20001", "name": "Fourth Coffee", "address1_city": "Seattle",
-     "telephone1": "+1 206 555 0201", "customertypecode": 3},
+     "telephone1": "+1 206 555 0201", "customertypecode": 3, "creditlimit": 0},
 ]
-REPORTED = ("customers", "currencies", "items", "contacts")  # the mappings the story touches
+REPORTED = ("currencies", "customers")  # the mappings the story touches
 
 
 class DemoFailed(RuntimeError):
@@ -52,7 +52,7 @@ def table(title: str, columns: list[str], rows: list[dict[str, Any]]) -> Table:
     for c in columns:
         out.add_column(c)
     for r in rows:
-        out.add_row(*(str(r.get(c, "") or "") for c in columns))
+        out.add_row(*("" if r.get(c) is None else str(r[c]) for c in columns))
     return out
 
 
@@ -103,7 +103,8 @@ async def full_sync(sb: Sandbox) -> None:
     shown = [r for r in plan["runs"] if r["planned"]]
     console.print(table("Full sync · dry run (nothing written)", ["mapping", "direction", "planned"],
                         [{**r, "planned": ", ".join(f"{k} {v}" for k, v in r["planned"].items())} for r in shown]))
-    names = [m["name"] for m in (await sb.manage("GET", "mappings"))["mappings"] if m["enabled"] and m["kind"] == "table"]
+    listed = (await sb.manage("GET", "mappings"))["mappings"]
+    names = [m["name"] for m in listed if m["enabled"] and m["kind"] == "table"]  # option sets go with tables
     totals: dict[str, int] = {}
     columns = (TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
@@ -134,6 +135,11 @@ async def coupled(sb: Sandbox, customer_id: str) -> str:
         raise DemoFailed("the full sync did not create Fourth Coffee in Business Central")
     console.print("[green]✓[/] Adatum coupled by number, Trey Research and Alpine Ski House created in Sales, "
                   "Fourth Coffee created in Business Central")
+    # The salesperson decides the account's owner (a BC → Sales field): Annie gives Fourth Coffee to Anna,
+    # who owns it in Sales already, so both sides agree on it too.
+    anna = next(p for p in await sb.bc_rows("salespeoplePurchasers") if p.get("displayName") == "Anna Berg")
+    fourth = next(c for c in await sb.bc_rows("customers") if c["number"] == "C20001")
+    await sb.bc_edit("customers", fourth["id"], {"salespersonCode": anna["code"]})
     return by_number["C10001"]["accountid"]
 
 

@@ -7,6 +7,7 @@ problem at once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from shared.mapping.errors import PackProblem
 from shared.mapping.graph import find_cycle
@@ -89,6 +90,22 @@ def _check_field(m: TableMapping, f: FieldMapping, known: set[str]) -> list[str]
         out.append("reverse_transforms only apply to bidirectional fields")
     if f.lookup is not None and f.lookup.mapping not in known:
         out.append(f"lookup refers to unknown mapping '{f.lookup.mapping}'")
+    if f.value_map is not None:
+        out += _yaml_booleans(f.value_map.values, "value_map.values")
+        out += _yaml_booleans(f.value_map.reverse or {}, "value_map.reverse")
+    return out
+
+
+def _yaml_booleans(values: dict[Any, Any], where: str) -> list[str]:
+    """YAML 1.1 reads bare yes/no/on/off as booleans: a map of country codes then holds `false` for NO
+    (Norway). Booleans among text keys or values are that mistake."""
+    out = []
+    for label, items in (("key", list(values)), ("value", list(values.values()))):
+        texts = [v for v in items if isinstance(v, str)]
+        flags = [v for v in items if isinstance(v, bool)]
+        if texts and flags:
+            out.append(f"{where}: a {label} reads as {str(flags[0]).lower()} among text {label}s; YAML turns bare "
+                       "NO/YES/ON/OFF into booleans: quote it (e.g. \"NO\")")
     return out
 
 

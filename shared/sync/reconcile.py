@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.connectors import NotFound, Record
-from shared.mapping import Direction, Side, TableMapping, field_values, same, source_filter
+from shared.mapping import Direction, Side, TableMapping, field_key, field_values, is_empty, source_filter
 from shared.sync.context import RunContext
 from shared.sync.errors import SyncFailure
 from shared.sync.expected import expected_for
 from shared.sync.match import bounded, target_key
+from shared.sync.wire import same_on_wire
 
 if TYPE_CHECKING:
     from shared.sync.engine import SyncEngine
@@ -105,6 +106,7 @@ async def _check(engine: SyncEngine, ctx: RunContext, m: TableMapping, side: Sid
                                   message=f"coupled {side.other.value} record {other_id} no longer exists"))
         return
     pair = {side: record, side.other: other}
+    erp = engine.pack.systems.get(Side.ERP)
     differing: list[str] = []
     try:
         for flow in (Direction.TO_CRM, Direction.TO_ERP):
@@ -114,8 +116,12 @@ async def _check(engine: SyncEngine, ctx: RunContext, m: TableMapping, side: Sid
             if exp.errors:
                 raise SyncFailure("; ".join(f"{k}: {v}" for k, v in sorted(exp.errors.items())))
             actual = field_values(m, pair[flow.target].values, flow.target)
-            differing += [k for k, v in exp.values.items() if k in actual and not same(v, actual[k])
-                          and k not in differing]
+            source = field_values(m, pair[flow.source].values, flow.source)
+            # A one-way field whose source is empty has nothing to send: the target keeps its own value until
+            # the source sets one (e.g. the Sales owner of an account BC has no salesperson for). Not drift.
+            one_way = {field_key(f) for f in m.fields if m.field_direction(f) is not Direction.BIDIRECTIONAL}
+            differing += [k for k, v in exp.values.items() if k in actual and not same_on_wire(v, actual[k], erp)
+                          and k not in differing and not (k in one_way and is_empty(source.get(k)))]
     except SyncFailure as exc:
         report.drift.append(Drift("unmappable", None, (pair[Side.ERP].id, pair[Side.CRM].id), message=exc.message))
         return

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from shared.mapping import System
+from shared.mapping import System, same
 from shared.mapping.engine import NIL_GUID
 
 
@@ -32,3 +32,17 @@ def for_wire(system: System, payload: Mapping[str, Any], current: Mapping[str, A
     if current is None:
         return {k: v for k, v in payload.items() if v is not None}
     return {k: (_empty_like(current.get(k)) if v is None else v) for k, v in payload.items()}
+
+
+def _bc_empty(value: Any) -> bool:
+    return value is None or (not isinstance(value, bool) and value in ("", 0, NIL_GUID)) or value is False
+
+
+def same_on_wire(a: Any, b: Any, erp: System) -> bool:
+    """`same`, and also: where the ERP is Business Central, a null on one side equals BC's empty value of the
+    field's type on the other (0, "", false, the nil GUID) — what `for_wire` writes for a null."""
+    if same(a, b):
+        return True
+    if erp is System.BUSINESS_CENTRAL and (a is None or b is None):
+        return _bc_empty(a) and _bc_empty(b)
+    return False

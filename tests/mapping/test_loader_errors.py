@@ -12,6 +12,17 @@ F = {"erp": "displayName", "crm": "name"}
 
 # (pack document, mapping named, field named, words the message must contain)
 MALFORMED = [
+    pytest.param("""name: t
+version: "1"
+systems: {erp: business_central, crm: dataverse}
+mappings:
+  - name: customers
+    erp: {entity: customers, key: id}
+    crm: {entity: accounts, key: accountid}
+    direction: bidirectional
+    fields:
+      - {erp: country, crm: address1_country, value_map: {values: {US: United States, NO: Norway}}}
+""", "customers", "country ⇄ address1_country", ["value_map.values", "false", "quote"], id="yaml-norway-problem"),
     pytest.param(pack_doc(table(fields=[F, {"erp": "number", "crm": "accountnumber", "colour": "red"}])),
                  "customers", "number ⇄ accountnumber", ["colour", "unknown key"], id="unknown-field-key"),
     pytest.param(pack_doc(table(direction="sideways")), "customers", "direction",

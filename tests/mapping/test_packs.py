@@ -46,7 +46,7 @@ def test_bc_customer_to_account(bc_sales):
     assert result.payload == {
         "customertypecode": 3, "accountnumber": "10000", "name": "Adatum Corporation",
         "address1_line1": "Station Street 52", "address1_city": "Zaanstad", "address1_postalcode": "1530",
-        "address1_country": "NL", "telephone1": "+31 20 000", "emailaddress1": "robert@adatum.com",
+        "address1_country": "Netherlands", "telephone1": "+31 20 000", "emailaddress1": "robert@adatum.com",
         "websiteurl": "adatum.com", "creditlimit": 5000.0, "statecode": 0,
         "transactioncurrencyid@odata.bind": "/transactioncurrencies(eur-crm)",
         "ownerid@odata.bind": "/systemusers(user-ps)", "paymenttermscode": 1,
