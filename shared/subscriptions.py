@@ -67,6 +67,13 @@ def notification_url(public_base_url: str, entity: str) -> str:
     return f"{public_base_url.rstrip('/')}/{WEBHOOK_ROUTE.format(entity=entity)}"
 
 
+# Document lines are subentities of their document; BC offers webhooks on top-level entity sets only (as the
+# documentation's examples show; a subscription to lines is refused — unconfirmed for every line entity).
+# Their changes are caught by the modified-records timer.
+NOT_SUBSCRIBABLE = frozenset({"salesOrderLines", "salesInvoiceLines", "salesQuoteLines", "purchaseOrderLines",
+                              "purchaseInvoiceLines", "salesCreditMemoLines"})
+
+
 def wanted_subscriptions(pack: Pack, *, company_id: str, public_base_url: str) -> list[WantedSubscription]:
     """The subscriptions `pack` needs, in pack order: nothing when the ERP is not Business Central."""
     if pack.systems.erp is not System.BUSINESS_CENTRAL:
@@ -75,7 +82,8 @@ def wanted_subscriptions(pack: Pack, *, company_id: str, public_base_url: str) -
         raise ValueError(f"the public base URL must be an absolute http(s) URL, got {public_base_url!r}")
     by_entity: dict[str, list[str]] = {}
     for m in pack.mappings:
-        if m.enabled and m.kind == "table" and m.direction.allows(Direction.TO_CRM):
+        if m.enabled and m.kind == "table" and m.direction.allows(Direction.TO_CRM) \
+                and m.erp.entity not in NOT_SUBSCRIBABLE:
             by_entity.setdefault(m.erp.entity, []).append(m.name)
     return [WantedSubscription(entity, f"/api/v2.0/companies({company_id})/{entity}",
                                notification_url(public_base_url, entity), tuple(names))

@@ -107,7 +107,9 @@ async def _check(engine: SyncEngine, ctx: RunContext, m: TableMapping, side: Sid
         return
     pair = {side: record, side.other: other}
     erp = engine.pack.systems.get(Side.ERP)
-    differing: list[str] = []
+    one_way = {field_key(f) for f in m.fields if m.field_direction(f) is not Direction.BIDIRECTIONAL}
+    differs: dict[Direction, set[str]] = {}
+    agrees: set[str] = set()
     try:
         for flow in (Direction.TO_CRM, Direction.TO_ERP):
             if not m.direction.allows(flow):
@@ -119,12 +121,16 @@ async def _check(engine: SyncEngine, ctx: RunContext, m: TableMapping, side: Sid
             source = field_values(m, pair[flow.source].values, flow.source)
             # A one-way field whose source is empty has nothing to send: the target keeps its own value until
             # the source sets one (e.g. the Sales owner of an account BC has no salesperson for). Not drift.
-            one_way = {field_key(f) for f in m.fields if m.field_direction(f) is not Direction.BIDIRECTIONAL}
-            differing += [k for k, v in exp.values.items() if k in actual and not same_on_wire(v, actual[k], erp)
-                          and k not in differing and not (k in one_way and is_empty(source.get(k)))]
+            compared = {k: v for k, v in exp.values.items() if k in actual}
+            differs[flow] = {k for k, v in compared.items() if not same_on_wire(v, actual[k], erp)
+                             and not (k in one_way and is_empty(source.get(k)))}
+            agrees |= set(compared) - differs[flow]
     except SyncFailure as exc:
         report.drift.append(Drift("unmappable", None, (pair[Side.ERP].id, pair[Side.CRM].id), message=exc.message))
         return
+    # A bidirectional field agrees when either side maps onto the other: a many-to-one value map (BC's
+    # blocked "Ship"/"Invoice" → Active) cannot map back to the exact value, and need not.
+    differing = sorted({k for ks in differs.values() for k in ks if k in one_way or k not in agrees})
     if differing:
         report.drift.append(Drift("differs", None, (pair[Side.ERP].id, pair[Side.CRM].id), tuple(sorted(differing)),
                                   message="fields differ: " + ", ".join(sorted(differing))))

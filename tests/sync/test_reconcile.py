@@ -45,3 +45,21 @@ async def test_reconcile_reports_duplicate_keys(world: World) -> None:
     report = await reconcile(world.engine, "customers")
     dups = [d for d in report.drift if d.kind == "duplicate"]
     assert [(d.side, d.ids) for d in dups] == [(Side.ERP, tuple(sorted((a["id"], b["id"]))))]
+
+
+async def test_what_the_sync_cannot_or_need_not_change_is_not_drift(world: World) -> None:
+    """Values that agree in a way the sync accepts are not drift: BC's "Invoice" block maps to an active
+    account (a many-to-one value map need not map back exactly), BC's 0 stands for Sales' null (BC has no
+    nulls), and a BC → Sales field that is blank in BC leaves the account's own value alone."""
+    customers = await setup(world, 1)
+    for a in await world.dv.rows("accounts"):
+        await world.dv.delete("accounts", a["accountid"])
+    await world.engine.sync_full(["customers"], directions=TO_CRM)
+    c = await world.coupling("customers", Side.ERP, customers[0]["id"])
+    assert c is not None and c.crm_id
+    await world.bc.edit("customers", customers[0]["id"], {"blocked": "Invoice", "creditLimit": 0})
+    await world.dv.edit("accounts", c.crm_id, {"creditlimit": None})
+    assert (await reconcile(world.engine, "customers")).clean
+    await world.dv.edit("accounts", c.crm_id, {"statecode": 1, "statuscode": 2})  # deactivated in Sales only
+    report = await reconcile(world.engine, "customers")
+    assert [d.fields for d in report.drift] == [("blocked ⇄ statecode",)]
