@@ -35,8 +35,7 @@ def reseed(env: Environment, records: int, seed_value: int) -> None:
     """Drop every record (subscriptions too) and seed again; `records` 0 means the configured number."""
     with env.store.lock:
         for table in env.store.tables.values():
-            table.rows.clear()
-            table.versions.clear()
+            table.clear()
         env.store.changes.clear()
         env.number_series.clear()
         if env.webhooks is not None:

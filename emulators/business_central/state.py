@@ -106,12 +106,8 @@ class Environment:
         return row if row is not None and row.get(COMPANY) == company_id.lower() else None
 
     def find_by(self, entity: str, company_id: str, field: str, value: Any) -> dict[str, Any] | None:
-        folded = value.casefold() if isinstance(value, str) else value
-        for row in self.rows(entity, company_id):
-            v = row.get(field)
-            if (v.casefold() if isinstance(v, str) else v) == folded:
-                return row
-        return None
+        found = self.store.table(entity).lookup((COMPANY, field), (company_id.lower(), value))
+        return found[0] if found else None
 
     def next_number(self, entity: EntitySet, company_id: str) -> str:
         """The next free value of the entity's number series in this company."""

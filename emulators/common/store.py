@@ -68,6 +68,33 @@ class Table:
     store: Store
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
+    # Indexes on attribute tuples (alternate keys), built on first use and kept up to date by every write,
+    # standing in for the services' unique indexes: key lookups cost what they cost there, not a table scan.
+    indexes: dict[tuple[str, ...], dict[tuple[Any, ...], set[str]]] = field(default_factory=dict)
+
+    def clear(self) -> None:
+        """Forget every row (a re-seed); the change log is the store's and stays."""
+        self.rows.clear()
+        self.versions.clear()
+        self.indexes.clear()
+
+    def lookup(self, fields: tuple[str, ...], values: tuple[Any, ...]) -> list[dict[str, Any]]:
+        """Rows whose `fields` equal `values` (text compares case-insensitively, as the services' SQL does)."""
+        index = self.indexes.get(fields)
+        if index is None:
+            index = self.indexes[fields] = {}
+            for rid, row in self.rows.items():
+                index.setdefault(_index_key(row, fields), set()).add(rid)
+        return [self.rows[rid] for rid in sorted(index.get(tuple(_fold(v) for v in values), ()))]
+
+    def _reindex(self, rid: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> None:
+        for fields, index in self.indexes.items():
+            if before is not None:
+                ids = index.get(_index_key(before, fields))
+                if ids is not None:
+                    ids.discard(rid)
+            if after is not None:
+                index.setdefault(_index_key(after, fields), set()).add(rid)
 
     def get(self, record_id: str) -> dict[str, Any]:
         try:
@@ -99,6 +126,7 @@ class Table:
             self.store.stamp(self.name, row, actor, now, version, True)
             self.rows[rid] = row
             self.versions[rid] = version
+            self._reindex(rid, None, row)
             self.store.log_change(self.name, rid, "created", actor, now, frozenset(row), None, row)
             return row
 
@@ -113,6 +141,7 @@ class Table:
             self.store.stamp(self.name, row, actor, now, version, False)
             self.rows[rid] = row
             self.versions[rid] = version
+            self._reindex(rid, before, row)
             self.store.log_change(self.name, rid, "updated", actor, now, changed, before, row)
             return row
 
@@ -122,6 +151,7 @@ class Table:
             before = self.get(rid)
             del self.rows[rid]
             del self.versions[rid]
+            self._reindex(rid, before, None)
             self.store.log_change(self.name, rid, "deleted", actor, utcnow(), frozenset(), before, None)
             return before
 
@@ -199,12 +229,21 @@ class Store:
                 for name, (rows, versions) in saved.items():
                     self.tables[name].rows = rows
                     self.tables[name].versions = versions
+                    self.tables[name].indexes = {}  # rebuilt from the restored rows on next use
                 del self.changes[n_changes:]
                 self._deferred = None
                 raise
             deferred, self._deferred = self._deferred, None
             for change in deferred:
                 self._notify(change)
+
+
+def _fold(value: Any) -> Any:
+    return value.casefold() if isinstance(value, str) else value
+
+
+def _index_key(row: dict[str, Any], fields: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(_fold(row.get(f)) for f in fields)
 
 
 def _norm(record_id: str) -> str:

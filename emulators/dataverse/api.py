@@ -104,15 +104,12 @@ def _check_unique(emu: Emulator, table: TableDef, merged: dict[str, Any], rid: s
         values = {k: merged.get(k) for k in key}
         if any(v is None for v in values.values()):
             continue
-        for row in emu.store.table(table.entity_set).rows.values():
-            if row[table.key] != rid and all(_same(row.get(k), v) for k, v in values.items()):
+        for row in emu.store.table(table.entity_set).lookup(tuple(values), tuple(values.values())):
+            if row[table.key] != rid:
                 raise DataverseError(412, DUPLICATE_KEY, f"A record that has the attribute values "
                                      f"{', '.join(key)} already exists. The entity key requires that this set of "
                                      "attributes contains unique values. Select unique values and try again.")
 
-
-def _same(a: Any, b: Any) -> bool:
-    return a.casefold() == b.casefold() if isinstance(a, str) and isinstance(b, str) else a == b
 
 
 def _written(emu: Emulator, req: ApiRequest, table: TableDef, row: dict[str, Any], prefs: dict[str, str | None],

@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 from emulators.common.identity import Client, Identity
 from emulators.common.store import Actor, Store
 from emulators.dataverse.errors import BAD_PAYLOAD, DataverseError, not_found
-from emulators.dataverse.keys import find_by_key, key_not_found, parse_key, split_path
+from emulators.dataverse.keys import key_not_found, parse_key, split_path
 from emulators.dataverse.payload import LOGICAL_ANNOTATION, format_datetime
 from emulators.dataverse.schema import TableDef, build_tables, by_logical
 from emulators.dataverse.settings import DataverseSettings
@@ -104,7 +104,8 @@ class Emulator:
         store_table = self.store.table(table.entity_set)
         if isinstance(key, str):
             return store_table.find(key), key
-        return find_by_key(store_table.rows.values(), key), key
+        found = store_table.lookup(tuple(key), tuple(key.values()))
+        return (found[0] if found else None), key
 
     def resolve_bind(self, value: str, target: str, refs: dict[str, str] | None = None) -> str:
         """`/accounts(<id>)`, `accounts(<id>)`, an absolute URL, an alternate key, or `$n` in a change set."""

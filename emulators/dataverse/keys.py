@@ -95,19 +95,6 @@ def _literal(raw: str) -> Any:
         raise DataverseError(400, QUERY_SYNTAX, "Bad Request - Error in query syntax.") from None
 
 
-def find_by_key(rows: Iterable[dict[str, Any]], values: dict[str, Any]) -> dict[str, Any] | None:
-    """The record whose attributes equal the key values (strings compare case-insensitively, as SQL does)."""
-    def same(a: Any, b: Any) -> bool:
-        if isinstance(a, str) and isinstance(b, str):
-            return a.casefold() == b.casefold()
-        return a == b
-
-    for row in rows:
-        if all(same(row.get(k), v) for k, v in values.items()):
-            return row
-    return None
-
-
 def key_not_found(table: TableDef) -> DataverseError:
     return DataverseError(404, NOT_FOUND, f"A record with the specified key values does not exist in "
                           f"{table.logical} entity")

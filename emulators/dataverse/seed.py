@@ -33,8 +33,7 @@ def reseed(emu: Emulator, records: int, seed: int) -> None:
         listeners, store.listeners = store.listeners, []
         try:
             for table in store.tables.values():
-                table.rows.clear()
-                table.versions.clear()
+                table.clear()
             store.changes.clear()
             _Seeder(emu, FakeData(seed)).run(records)
         finally:

@@ -105,3 +105,21 @@ async def test_execution_time_limit() -> None:
     await throttle.release("u", 150)
     rejection = await throttle.acquire("u")
     assert rejection is not None and rejection.kind == "execution_time"
+
+
+def test_key_index_follows_every_write_and_rollback() -> None:
+    store, _ = _store()
+    table = store.table("accounts")
+    a = table.insert({"accountnumber": "A-1", "name": "A"}, ALICE)
+    assert table.lookup(("accountnumber",), ("a-1",)) == [a]  # built on first use, case-insensitive
+    b = table.insert({"accountnumber": "B-1"}, ALICE)
+    table.update(a["accountid"], {"accountnumber": "A-2"}, ALICE)
+    assert table.lookup(("accountnumber",), ("A-1",)) == []
+    assert [r["accountid"] for r in table.lookup(("accountnumber",), ("A-2",))] == [a["accountid"]]
+    table.delete(b["accountid"], ALICE)
+    assert table.lookup(("accountnumber",), ("B-1",)) == []
+    with pytest.raises(RuntimeError), store.transaction():
+        table.insert({"accountnumber": "C-1"}, ALICE)
+        raise RuntimeError("rolled back")
+    assert table.lookup(("accountnumber",), ("C-1",)) == []
+    assert [r["accountid"] for r in table.lookup(("accountnumber",), ("A-2",))] == [a["accountid"]]
