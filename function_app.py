@@ -18,6 +18,7 @@ from functions.processor import bp as processor_bp
 from functions.schedules import bp as schedules_bp
 from functions.webhooks import webhooks_blueprint
 from shared.mapping import Pack, load_pack
+from shared.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent
 
@@ -38,4 +39,13 @@ def build_app(pack: Pack) -> func.FunctionApp:
     return app
 
 
+def check_settings_at_start() -> None:
+    """In Azure (the host sets FUNCTIONS_WORKER_RUNTIME), a missing or invalid setting stops the app at start
+    with one message naming every variable at fault (never a value), instead of failing each trigger later.
+    Tests and the local host install their settings themselves."""
+    if os.environ.get("FUNCTIONS_WORKER_RUNTIME"):
+        load_settings()
+
+
+check_settings_at_start()
 app = build_app(load_pack(pack_path()))

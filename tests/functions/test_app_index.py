@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 
 import azure.functions as func
 import pytest
 
+import function_app
 from emulators.functions_host import index_functions
 from function_app import ROOT, app, build_app
 from shared.mapping import load_pack
+from shared.settings import SettingsError
 
 # Written out from the packs by hand: every (system, entity) a pack syncs FROM, for systems with webhooks.
 EXPECTED_WEBHOOKS = {
@@ -75,3 +78,15 @@ def test_host_json_tunes_service_bus_sessions() -> None:
     assert service_bus["autoCompleteMessages"] is True  # a raised exception abandons → redelivery → DLQ
     # A lock must outlive the longest sync of one record, i.e. the function timeout.
     assert service_bus["maxAutoLockRenewalDuration"] >= host["functionTimeout"]
+
+
+def test_in_azure_a_missing_setting_stops_the_app_at_start_naming_it(monkeypatch) -> None:
+    for name in [n for n in os.environ if n.startswith("DUALSYNC_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("DUALSYNC_ERP__CLIENT_SECRET", "not-to-be-shown")
+    function_app.check_settings_at_start()  # outside Azure: nothing checked at import
+    monkeypatch.setenv("FUNCTIONS_WORKER_RUNTIME", "python")
+    with pytest.raises(SettingsError) as caught:
+        function_app.check_settings_at_start()
+    assert "DUALSYNC_ERP__TENANT_ID" in str(caught.value) and "DUALSYNC_CRM__BASE_URL" in str(caught.value)
+    assert "not-to-be-shown" not in str(caught.value)
