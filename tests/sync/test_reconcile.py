@@ -63,3 +63,12 @@ async def test_what_the_sync_cannot_or_need_not_change_is_not_drift(world: World
     await world.dv.edit("accounts", c.crm_id, {"statecode": 1, "statuscode": 2})  # deactivated in Sales only
     report = await reconcile(world.engine, "customers")
     assert [d.fields for d in report.drift] == [("blocked ⇄ statecode",)]
+
+
+async def test_the_receiving_side_of_a_one_way_mapping_may_hold_records_of_its_own(world: World) -> None:
+    """salespeople is CRM → ERP: BC's own salespeople are nobody's drift, an uncoupled Sales user is."""
+    report = await reconcile(world.engine, "salespeople")
+    uncoupled = {d.side for d in report.drift if d.kind == "uncoupled"}
+    assert report.checked["erp"] > 0 and uncoupled == {Side.CRM}
+    await world.couple_salespeople()
+    assert [d for d in (await reconcile(world.engine, "salespeople")).drift if d.kind == "uncoupled"] == []
