@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,6 +24,7 @@ out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, soft_wrap=True)
 
 JSON_HELP = "Print JSON instead of a table (for scripts)."
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -82,3 +83,11 @@ def since_or_exit(text: str | None) -> str | None:
 def emit_json(document: Any) -> None:
     """Print a JSON document (an admin API answer) as indented JSON on stdout."""
     typer.echo(json.dumps(document, indent=2, ensure_ascii=False))
+
+
+def show(document: Any, as_json: bool, table: Callable[[], None]) -> None:
+    """`--json`: the document as is; otherwise `table()` (a renderer bound to it)."""
+    if as_json:
+        emit_json(document)
+    else:
+        table()

@@ -5,7 +5,6 @@ coupling-only full sync."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -13,20 +12,11 @@ import typer
 from shared.cli import render
 from shared.cli.app import app
 from shared.cli.backend import Backend, Document, call
-from shared.cli.common import JSON_HELP, direction_or_exit, emit_json, fail, since_or_exit
+from shared.cli.common import JsonOpt, direction_or_exit, fail, show, since_or_exit
 from shared.cli.sync import any_failures
 
-JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 MappingOpt = Annotated[str, typer.Option("--mapping", "-m", help="Mapping name, e.g. customers")]
 FilterMappingOpt = Annotated[str | None, typer.Option("--mapping", "-m", help="Only this mapping")]
-
-
-def _print(doc: Document, as_json: bool, table: Callable[[], None]) -> None:
-    """`--json`: the document as is; otherwise `table()` (a renderer bound to it)."""
-    if as_json:
-        emit_json(doc)
-    else:
-        table()
 
 
 # ----- mappings
@@ -34,7 +24,7 @@ def _print(doc: Document, as_json: bool, table: Callable[[], None]) -> None:
 def mappings(as_json: JsonOpt = False) -> None:
     """The pack's mappings, dependencies first, with their last run and error counts."""
     doc = call(lambda backend: backend.mappings())
-    _print(doc, as_json, lambda: render.mappings(doc))
+    show(doc, as_json, lambda: render.mappings(doc))
 
 
 # ----- couple / uncouple
@@ -59,14 +49,14 @@ def couple(
         raise fail("--create and --dry-run only go with --match", 2)
     if match:
         doc = call(lambda backend: backend.match(mapping, create=create, dry_run=dry_run))
-        _print(doc, as_json, lambda: render.full_runs(doc, f"couple --match · {mapping}"
+        show(doc, as_json, lambda: render.full_runs(doc, f"couple --match · {mapping}"
                                                       f"{' (dry run)' if dry_run else ''}"))
         if any_failures(doc):
             raise typer.Exit(1)
         return
     assert erp_id is not None and crm_id is not None
     doc = call(lambda backend: backend.couple(mapping, erp_id, crm_id))
-    _print(doc, as_json, lambda: render.say(f"coupled {doc['mapping']}: ERP {doc['erp_id']} ⇄ CRM {doc['crm_id']}"))
+    show(doc, as_json, lambda: render.say(f"coupled {doc['mapping']}: ERP {doc['erp_id']} ⇄ CRM {doc['crm_id']}"))
 
 
 @app.command()
@@ -80,7 +70,7 @@ def uncouple(
     if (erp_id is None) == (crm_id is None):
         raise fail("give exactly one of --erp ID or --crm ID", 2)
     doc = call(lambda backend: backend.uncouple(mapping, erp_id=erp_id, crm_id=crm_id))
-    _print(doc, as_json, lambda: render.say(
+    show(doc, as_json, lambda: render.say(
         f"uncoupled {doc['mapping']}: ERP {doc['erp_id'] or '-'} ⇄ CRM {doc['crm_id'] or '-'}"))
 
 
@@ -95,7 +85,7 @@ def jobs(
     """List sync runs, newest first, with their counters."""
     start = since_or_exit(since)
     doc = call(lambda backend: backend.jobs(mapping, since=start, limit=limit))
-    _print(doc, as_json, lambda: render.jobs(doc))
+    show(doc, as_json, lambda: render.jobs(doc))
 
 
 # ----- errors
@@ -116,7 +106,7 @@ def errors_list(
 ) -> None:
     """List failed records (newest first)."""
     doc = call(lambda backend: backend.errors(mapping, skipped=skipped, limit=limit))
-    _print(doc, as_json, lambda: render.errors(doc))
+    show(doc, as_json, lambda: render.errors(doc))
 
 
 @errors_app.command("skip")
@@ -141,7 +131,7 @@ def _set_skipped(mapping: str, direction: str, source_id: str, *, skip: bool, as
         return await change(mapping, flow.value, source_id)
 
     doc = call(work)
-    _print(doc, as_json, lambda: render.say(f"{'skipped' if skip else 'restored'} {mapping} {flow.value} {source_id}"))
+    show(doc, as_json, lambda: render.say(f"{'skipped' if skip else 'restored'} {mapping} {flow.value} {source_id}"))
 
 
 @errors_app.command("retry")
@@ -161,13 +151,13 @@ def errors_retry(
         raise fail("retrying one record needs --mapping and --direction", 2)
     if retry_all:
         doc = call(lambda backend: backend.retry_all(mapping, flow.value if flow else None))
-        _print(doc, as_json, lambda: render.retried(doc))
+        show(doc, as_json, lambda: render.retried(doc))
         if doc["still_failing"]:
             raise typer.Exit(1)
         return
     assert mapping is not None and flow is not None and source_id is not None
     one = call(lambda backend: backend.retry(mapping, flow.value, source_id))
-    _print(one, as_json, lambda: render.results({"results": [one["result"]]}, f"errors retry · {mapping}"))
+    show(one, as_json, lambda: render.results({"results": [one["result"]]}, f"errors retry · {mapping}"))
     if not one["ok"]:
         raise typer.Exit(1)
 
@@ -181,6 +171,6 @@ def reconcile(
 ) -> None:
     """Compare both systems through the mapping(s) and report drift; exit 1 when there is any."""
     doc = call(lambda backend: backend.reconcile(mappings))
-    _print(doc, as_json, lambda: render.reconcile(doc))
+    show(doc, as_json, lambda: render.reconcile(doc))
     if not doc["clean"]:
         raise typer.Exit(1)

@@ -12,7 +12,7 @@ import typer
 from shared.cli import render
 from shared.cli.app import app
 from shared.cli.backend import Backend, Document, LocalBackend, call
-from shared.cli.common import JSON_HELP, direction_or_exit, emit_json, fail
+from shared.cli.common import JsonOpt, direction_or_exit, fail, show
 
 sync_app = typer.Typer(help="Synchronise records now.", no_args_is_help=True)
 app.add_typer(sync_app, name="sync")
@@ -21,7 +21,6 @@ MappingOpt = Annotated[str, typer.Option("--mapping", "-m", help="Mapping name, 
 MappingsOpt = Annotated[list[str] | None, typer.Option(
     "--mapping", "-m", help="Mapping (repeatable); default: every enabled mapping, in dependency order")]
 DirectionOpt = Annotated[str | None, typer.Option("--direction", "-d", help="to-crm or to-erp")]
-JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 
 # Records per admin call when remote: each call stays well inside the 230 s Azure allows a request.
 REMOTE_CHUNK = 20
@@ -79,10 +78,7 @@ def record(
             return merged
 
     doc = call(work)
-    if as_json:
-        emit_json(doc)
-    else:
-        render.results(doc, f"sync record · {mapping} · {flow.value}")
+    show(doc, as_json, lambda: render.results(doc, f"sync record · {mapping} · {flow.value}"))
     if not doc["ok"]:
         raise typer.Exit(1)
 
@@ -109,10 +105,7 @@ def modified(mappings: MappingsOpt = None, direction: DirectionOpt = None, as_js
         return merged
 
     doc = call(work)
-    if as_json:
-        emit_json(doc)
-    else:
-        render.modified_runs(doc)
+    show(doc, as_json, lambda: render.modified_runs(doc))
     if not doc["ok"]:
         raise typer.Exit(1)
 
@@ -148,9 +141,6 @@ def full(mappings: MappingsOpt = None, direction: DirectionOpt = None,
         return merged
 
     doc = call(work)
-    if as_json:
-        emit_json(doc)
-    else:
-        render.full_runs(doc, "sync full (dry run)" if dry_run else "sync full")
+    show(doc, as_json, lambda: render.full_runs(doc, "sync full (dry run)" if dry_run else "sync full"))
     if any_failures(doc):
         raise typer.Exit(1)
