@@ -13,7 +13,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_PREFIX = "DUALSYNC_"
@@ -83,18 +92,82 @@ class _ServiceSettings(_Group):
     _split = field_validator("integration_user_ids", mode="before")(_split_ids)
 
 
-class ErpSettings(_ServiceSettings):
-    """The ERP side: Business Central API v2.0."""
+BC_BASE_URL = "https://api.businesscentral.dynamics.com/v2.0"
+BC_SCOPE = "https://api.businesscentral.dynamics.com/.default"
 
-    kind: Literal["business_central"] = Field("business_central", description="ERP system (business_central).")
-    base_url: str = Field("https://api.businesscentral.dynamics.com/v2.0",
-                          description="API root before `/{tenant}/{environment}/api/v2.0`.")
+
+class ErpSettings(_ServiceSettings):
+    """The ERP side: Business Central API v2.0, or Finance and Operations OData (`KIND=finance_operations`)."""
+
+    kind: Literal["business_central", "finance_operations"] = Field(
+        "business_central", description="ERP system: `business_central` or `finance_operations`.")
+    base_url: str | None = Field(
+        None, description="Business Central: API root before `/{tenant}/{environment}/api/v2.0` (default "
+                          f"`{BC_BASE_URL}`). Finance and Operations: the environment URL, e.g. "
+                          "`https://<env>.operations.dynamics.com` (required).")
     environment: str = Field("production", description="Business Central environment name.")
-    company_id: str = Field(description="Company id (GUID) whose records are synced.")
-    scope: str = Field("https://api.businesscentral.dynamics.com/.default", description="OAuth2 scope.")
-    max_concurrency: int = Field(5, ge=1, le=5, description="Concurrent requests (BC processes 5 per user).")
-    batch_size: int = Field(100, ge=1, le=100, description="Operations per JSON $batch (BC maximum 100).")
-    page_size: int = Field(1000, ge=1, le=20000, description="Page size (BC maximum 20 000).")
+    company_id: str | None = Field(None, description="Business Central: company id (GUID) whose records are "
+                                                     "synced (required).")
+    scope: str | None = Field(None, description=f"OAuth2 scope; default `{BC_SCOPE}` (Business Central) or "
+                                                "`<BASE_URL>/.default` (Finance and Operations).")
+    max_concurrency: int = Field(5, ge=1, le=52, description="Concurrent requests (BC processes 5 per user; at "
+                                                             "most 5 for BC).")
+    batch_size: int = Field(100, ge=1, le=1000, description="Operations per $batch (BC maximum 100).")
+    page_size: int = Field(1000, ge=1, le=20000, description="Page size (BC maximum 20 000, F&O 10 000).")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _per_kind(cls, data: Any, handler: Any) -> ErpSettings:
+        """Rules that depend on the kind, reported together with every other problem of the group (an after-
+        validator would only run once the rest is valid, hiding these)."""
+        problems = _kind_problems(data) if isinstance(data, dict) else []
+        try:
+            result = handler(data)
+        except ValidationError as exc:
+            if not problems:
+                raise
+            details = [{"type": e["type"], "loc": e["loc"], "input": e.get("input"), "ctx": e.get("ctx", {})}
+                       for e in exc.errors()]
+            raise ValidationError.from_exception_data(cls.__name__, [*details, *problems]) from None
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        return result
+
+    @property
+    def api_base_url(self) -> str:
+        return (self.base_url or BC_BASE_URL).rstrip("/")
+
+    @property
+    def effective_scope(self) -> str:
+        if self.scope:
+            return self.scope
+        return BC_SCOPE if self.kind == "business_central" else self.api_base_url + "/.default"
+
+
+def _kind_problems(data: dict[str, Any]) -> list[Any]:
+    kind = str(data.get("kind") or "business_central")
+    found: list[tuple[str, str]] = []
+
+    def number(name: str) -> int | None:
+        try:
+            return int(data[name]) if data.get(name) not in (None, "") else None
+        except (TypeError, ValueError):
+            return None  # the field's own validation reports it
+
+    if kind == "business_central":
+        if not data.get("company_id"):
+            found.append(("company_id", "required for Business Central"))
+        if (n := number("max_concurrency")) is not None and n > 5:
+            found.append(("max_concurrency", "Business Central processes at most 5 requests per user"))
+        if (n := number("batch_size")) is not None and n > 100:
+            found.append(("batch_size", "Business Central takes at most 100 operations per $batch"))
+    elif kind == "finance_operations":
+        if not data.get("base_url"):
+            found.append(("base_url", "required for Finance and Operations (the environment URL)"))
+        if (n := number("page_size")) is not None and n > 10000:
+            found.append(("page_size", "Finance and Operations pages at most 10 000 records"))
+    return [{"type": "value_error", "loc": (name,), "input": data.get(name), "ctx": {"error": ValueError(why)}}
+            for name, why in found]
 
 
 class CrmSettings(_ServiceSettings):
@@ -252,8 +325,14 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
             if group is StorageSettings:
                 problems.append((env_name(("storage", "connection_string")),
                                  f"missing (or set {env_name(('storage', 'account_url'))})"))
+            if group is ErpSettings:
+                problems.append((env_name(("erp", "company_id")), "missing (Business Central)"))
             continue
         message = err["msg"].removeprefix("Value error, ")
+        named = re.match(r"^([a-z_]+): (.*)$", message, re.S)
+        if named and len(loc) == 1 and str(loc[0]) in _GROUPS:
+            # A check across fields of one group names the field it is about: report that variable.
+            loc, message = (loc[0], named.group(1)), named.group(2)
         problems.append((env_name(loc), message))
     return problems
 

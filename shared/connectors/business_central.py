@@ -84,7 +84,7 @@ class BusinessCentralConnector(ODataReads):
             tenant_id=settings.tenant_id, client_id=settings.client_id, client_secret=settings.client_secret,
             authority=settings.authority, http=http)
         return cls(http, credential, tenant_id=settings.tenant_id, environment=settings.environment,
-                   company_id=settings.company_id, base_url=settings.base_url, scope=settings.scope,
+                   company_id=settings.company_id or "", base_url=settings.api_base_url, scope=settings.effective_scope,
                    limiter=limiter, retry=retry, redactor=Redactor([settings.client_secret]),
                    max_concurrency=settings.max_concurrency, batch_size=settings.batch_size,
                    page_size=settings.page_size)

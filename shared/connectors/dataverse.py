@@ -10,22 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 
-from shared.connectors.base import Aborted, ConnectorError, NotFound, PermanentError, Record, WriteOp, WriteResult
-from shared.connectors.dataverse_batch import (
-    BatchFormatError,
-    BatchRequest,
-    BatchResponse,
-    boundary_of,
-    build_batch,
-    parse_batch_response,
-)
-from shared.connectors.errors import error_from_parts, error_from_request_error
+from shared.connectors.base import NotFound, PermanentError, Record, WriteOp
+from shared.connectors.batch_writes import MultipartBatchWrites
 from shared.connectors.odata import (
     check_guid,
     check_identifier,
@@ -33,12 +25,13 @@ from shared.connectors.odata import (
     key_segment,
     to_record,
 )
+from shared.connectors.odata_batch import BatchRequest
 from shared.connectors.reads import ODataReads
-from shared.connectors.service import ServiceClient, check_op, run_in_chunks
+from shared.connectors.service import ServiceClient
 from shared.http.auth import make_credential
 from shared.http.limits import DATAVERSE, ConcurrencyLimiter
 from shared.http.redact import Redactor
-from shared.http.retry import RequestError, RetryExecutor
+from shared.http.retry import RetryExecutor
 from shared.mapping.types import Side, System
 from shared.settings import CrmSettings
 
@@ -57,7 +50,7 @@ PRIMARY_KEYS = {
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
 
 
-class DataverseConnector(ODataReads):
+class DataverseConnector(MultipartBatchWrites, ODataReads):
     """Reads and writes Dataverse tables through the Web API. See `shared.connectors.base.Connector`."""
 
     system = System.DATAVERSE
@@ -80,6 +73,7 @@ class DataverseConnector(ODataReads):
         self.svc = ServiceClient(http, credential, scope=scope or base_url.rstrip("/") + "/.default",
                                  target=DATAVERSE, headers=HEADERS, max_concurrency=max_concurrency,
                                  limiter=limiter, retry=retry, redactor=redactor)
+        self.batch_url = self.root + "$batch"
         self.batch_size = batch_size
         self.page_size = page_size
         self.primary_keys = {**PRIMARY_KEYS, **(primary_keys or {})}
@@ -162,13 +156,8 @@ class DataverseConnector(ODataReads):
                                  "OData-EntityId", code="UnexpectedResponse")
         return await self.get(entity, rid)
 
-    # ----- batched writes
-    async def write_batch(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[WriteResult]:
-        """Multipart `$batch` in chunks of `batch_size`. Atomic: one change set (all or nothing). Otherwise
-        `Prefer: odata.continue-on-error`, so one bad record does not stop the others."""
-        return await run_in_chunks(ops, self.batch_size, atomic, lambda chunk: self._batch(chunk, atomic))
-
-    def _batch_request(self, op: WriteOp) -> BatchRequest:
+    # ----- batched writes (MultipartBatchWrites.write_batch)
+    def batch_request(self, op: WriteOp) -> BatchRequest:
         if op.method == "create":
             return BatchRequest("POST", self.url(op.entity), WRITE_HEADERS, op.payload)
         if op.method == "upsert":
@@ -182,79 +171,11 @@ class DataverseConnector(ODataReads):
                                 op.payload)
         return BatchRequest("DELETE", self.url(op.entity, op.id), {"If-Match": op.etag} if op.etag else {})
 
-    async def _batch(self, ops: Sequence[WriteOp], atomic: bool) -> list[WriteResult]:
-        results: list[WriteResult | None] = [None] * len(ops)
-        sendable: list[tuple[int, BatchRequest]] = []
-        for i, op in enumerate(ops):
-            try:
-                bad = check_op(op)
-                if bad is None:
-                    sendable.append((i, self._batch_request(op)))
-            except PermanentError as exc:
-                bad = exc
-            if bad is not None:
-                results[i] = WriteResult(op, error=bad)
-        if sendable and (not atomic or len(sendable) == len(ops)):
-            answers = await self._send_batch([r for _, r in sendable], atomic, len(ops))
-            for (i, _), answer in zip(sendable, answers, strict=True):
-                results[i] = self._result(ops[i], answer)
-        why = "not applied: another operation of the atomic set was invalid"
-        return [r or WriteResult(op, error=Aborted(why, code="Aborted")) for op, r in zip(ops, results, strict=True)]
+    def describe_op(self, op: WriteOp) -> str:
+        return f"{op.method} {op.entity}{_key_text(op.key) if op.key else f'({op.id})' if op.id else ''}"
 
-    async def _send_batch(self, requests: list[BatchRequest], atomic: bool,
-                          count: int) -> list[BatchResponse | ConnectorError]:
-        content_type, body = build_batch(requests, atomic=atomic)
-        headers = {"Content-Type": content_type}
-        if not atomic:
-            headers["Prefer"] = "odata.continue-on-error"
-        context = f"$batch of {count} operations"
-        try:
-            response = await self.svc.send_raw("POST", self.root + "$batch", headers=headers, content=body)
-        except RequestError as exc:
-            # Without continue-on-error the batch answers with the failure's status, still listing each answer.
-            if exc.response is None or boundary_of(exc.response.headers.get("content-type")) is None:
-                error = error_from_request_error(exc, context, self.svc.redactor)
-                return [error] * len(requests)
-            response = exc.response
-        try:
-            parts = parse_batch_response(response.headers.get("content-type"), response.content)
-        except BatchFormatError as exc:
-            return [PermanentError(f"{context}: {exc}", code="UnexpectedResponse")] * len(requests)
-        return _match(parts, len(requests), atomic)
-
-    def _result(self, op: WriteOp, answer: BatchResponse | ConnectorError) -> WriteResult:
-        if isinstance(answer, ConnectorError):
-            return WriteResult(op, error=answer)
-        context = f"{op.method} {op.entity}{_key_text(op.key) if op.key else f'({op.id})' if op.id else ''}"
-        if answer.status >= 400:
-            if op.method == "delete" and answer.status == 404:
-                return WriteResult(op)
-            return WriteResult(op, error=error_from_parts(answer.status, answer.headers, answer.body, context,
-                                                          self.svc.redactor))
-        if op.method == "delete":
-            return WriteResult(op)
-        body = answer.json()
-        if isinstance(body, dict):
-            return WriteResult(op, record=self.record(op.entity, body))
-        rid = _entity_id(answer.headers)
-        return WriteResult(op, record=Record(op.entity, rid, {}) if rid else None)
-
-
-def _match(parts: list[BatchResponse], count: int, atomic: bool) -> list[BatchResponse | ConnectorError]:
-    """One answer (or error) per request. A failed change set is answered by the failing part alone: that
-    request gets it, the rest were rolled back. Requests the service never reached were not applied."""
-    if atomic:
-        failed = next((p for p in parts if p.status >= 400), None)
-        if failed is None and len(parts) == count:
-            by_id = {p.content_id: p for p in parts if p.content_id}
-            return [by_id.get(str(n), parts[n - 1]) for n in range(1, count + 1)]
-        cause = f"HTTP {failed.status} on operation {failed.content_id}" if failed else "an incomplete answer"
-        rolled_back = Aborted(f"not applied: the change set was rolled back after {cause}", code="Aborted")
-        return [failed if failed is not None and failed.content_id == str(n) else rolled_back
-                for n in range(1, count + 1)]
-    stopped = Aborted("not applied: the service stopped processing the batch before this operation",
-                      code="Aborted")
-    return [parts[n] if n < len(parts) else stopped for n in range(count)]
+    def id_from_headers(self, headers: Mapping[str, str]) -> str | None:
+        return _entity_id(headers)
 
 
 def _upsert_condition(create_only: bool, update_only: bool) -> dict[str, str]:

@@ -109,6 +109,72 @@ def key_segment(key: Mapping[str, Any]) -> str:
     return "(" + ",".join(parts) + ")"
 
 
+def key_predicate(key: Mapping[str, Any]) -> str:
+    """The canonical text of a composite key, `dataAreaId='usmf',CustomerAccount='US-001'` (literals as
+    `format_literal` writes them, not percent-encoded). Finance and Operations record ids are this text: it is
+    readable in couplings and error records, and `parse_key_predicate` gives the key back."""
+    if not key:
+        raise invalid("a key needs at least one property")
+    parts = []
+    for name, value in key.items():
+        check_identifier(name, "key property")
+        if value is None or value == "":
+            raise invalid(f"key property {name!r} has no value")
+        parts.append(f"{name}={format_literal(value)}")
+    return ",".join(parts)
+
+
+_KEY_PART = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*")
+_ENUM_LITERAL = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)'((?:[^']|'')*)'")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def parse_key_predicate(text: str) -> dict[str, Any]:
+    """The key a `key_predicate` text names: `{"dataAreaId": "usmf", "CustomerAccount": "US-001"}`.
+
+    Strings are single-quoted with `''` for a quote; integers and decimals are bare; an enum literal
+    (`Microsoft.Dynamics.DataEntities.NoYes'Yes'`) gives its member name. Anything else is refused, so a
+    malformed id never reaches a URL."""
+    key: dict[str, Any] = {}
+    pos = 0
+    while pos < len(text):
+        m = _KEY_PART.match(text, pos)
+        if m is None:
+            raise invalid(f"record id {text!r} is not a key predicate (name='value',…)")
+        name, pos = m.group(1), m.end()
+        if text.startswith("'", pos):
+            end = pos + 1
+            while True:
+                end = text.find("'", end)
+                if end < 0:
+                    raise invalid(f"record id {text!r} has an unterminated string")
+                if text.startswith("''", end):
+                    end += 2
+                    continue
+                break
+            value: Any = text[pos + 1:end].replace("''", "'")
+            pos = end + 1
+        elif (e := _ENUM_LITERAL.match(text, pos)) is not None:
+            value, pos = e.group(2).replace("''", "'"), e.end()
+        elif (n := _NUMBER.match(text, pos)) is not None:
+            value = Decimal(n.group(0)) if n.group(1) else int(n.group(0))
+            pos = n.end()
+        else:
+            raise invalid(f"record id {text!r}: cannot read the value of {name!r}")
+        if name in key:
+            raise invalid(f"record id {text!r} names {name!r} twice")
+        key[name] = value
+        while pos < len(text) and text[pos] == " ":
+            pos += 1
+        if pos < len(text):
+            if text[pos] != ",":
+                raise invalid(f"record id {text!r}: expected ',' after {name!r}")
+            pos += 1
+    if not key:
+        raise invalid("an empty record id")
+    return key
+
+
 def query_string(*, select: Sequence[str] | None = None, filter: str | None = None,
                  orderby: str | None = None, top: int | None = None) -> str:
     """`?$select=…&$filter=…` (or "") with values percent-encoded but OData syntax kept readable."""

@@ -14,8 +14,8 @@ from shared.http.paging import PagingError, page_items
 
 class ODataReads:
     """Mixin for connectors. The connector supplies `svc`, `page_size`, `max_page`, `modified_field`,
-    `required_fields` (what a `Record` needs, added to every `$select`), `url`, `record` and
-    `format_datetime` (the service's literal precision)."""
+    `required_fields` (what a `Record` needs, added to every `$select`; per entity through `required_for`), `url`,
+    `record` and `format_datetime` (the service's literal precision)."""
 
     svc: ServiceClient
     page_size: int
@@ -32,14 +32,22 @@ class ODataReads:
     def format_datetime(self, value: dt.datetime) -> str:
         raise NotImplementedError
 
+    def required_for(self, entity: str) -> tuple[str, ...]:
+        """The fields a `Record` of `entity` needs in every `$select` (F&O: its key properties)."""
+        return self.required_fields
+
+    def collection_url(self, entity: str, query: str) -> str:
+        """The URL of a collection read; `query` is `query_string(...)` ("" or "?…")."""
+        return self.url(entity) + query
+
     async def get(self, entity: str, record_id: str, *, select: Sequence[str] | None = None) -> Record:
-        url = self.url(entity, record_id) + query_string(select=with_fields(select, self.required_fields))
+        url = self.url(entity, record_id) + query_string(select=with_fields(select, self.required_for(entity)))
         return self.record(entity, await self.svc.json("GET", url, context=f"read {entity}({record_id})"))
 
     async def list(self, entity: str, *, filter: str | None = None, select: Sequence[str] | None = None,
                    orderby: str | None = None, page_size: int | None = None) -> AsyncIterator[list[Record]]:
-        url = self.url(entity) + query_string(select=with_fields(select, self.required_fields), filter=filter,
-                                              orderby=orderby)
+        url = self.collection_url(entity, query_string(select=with_fields(select, self.required_for(entity)),
+                                                       filter=filter, orderby=orderby))
         headers = {"Prefer": f"odata.maxpagesize={min(page_size or self.page_size, self.max_page)}"}
         async for body in self.svc.pages(url, headers=headers):
             try:

@@ -1,6 +1,8 @@
 """One pure decision: what does this response or exception mean for the caller?
 
-Both services answer errors as `{"error": {"code": …, "message": …}}`; Entra ID's token endpoint answers
+Business Central and Dataverse answer errors as `{"error": {"code": …, "message": …}}`; Finance and Operations
+as `{"error": {"code": "", "message": "An error has occurred.", "innererror": {"message": …, "type": …}}}` (the
+inner exception type stands in for the code); Entra ID's token endpoint answers
 `{"error": "invalid_client", "error_description": …}`. The decision is read from three tables below —
 service error codes first (they are more specific than the status), then the status, then exception
 types — so adding a case is adding a row. The retry executor (`shared.http.retry`) acts on the result.
@@ -75,6 +77,10 @@ CODE_TABLE: dict[str, Outcome] = {
     "temporarily_unavailable": Outcome.RETRY,
 }
 
+# Finance and Operations refuses a record (validation, a missing mandatory field, an unknown foreign key) with
+# these inner exception types; some versions send them with status 500, which is still the record's fault.
+REFUSED_TYPES: frozenset[str] = frozenset({"AxODataWriteException", "AxODataValidationException"})
+
 STATUS_TABLE: dict[int, Outcome] = {
     404: Outcome.NOT_FOUND,
     408: Outcome.RETRY,      # BC: operation timed out
@@ -127,7 +133,9 @@ def _classify_response(response: httpx.Response, now: dt.datetime | None) -> Cla
         return Classification(Outcome.SUCCESS, f"HTTP {status}", status=status)
     code, message = error_details(response)
     outcome = CODE_TABLE.get(code or "") or STATUS_TABLE.get(status) or Outcome.PERMANENT
-    if outcome is Outcome.PERMANENT and status >= 500:
+    if status >= 500 and code in REFUSED_TYPES:
+        outcome = Outcome.PERMANENT
+    elif outcome is Outcome.PERMANENT and status >= 500:
         outcome = Outcome.RETRY  # any other 5xx is the server's trouble, not ours
     retry_after = parse_retry_after(response.headers.get("Retry-After"), now=now)
     return Classification(outcome, f"HTTP {status}", status=status, code=code, message=message,
@@ -149,7 +157,13 @@ def error_details(response: httpx.Response) -> tuple[str | None, str | None]:
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict):
-            return _str_or_none(error.get("code")), _short(_str_or_none(error.get("message")))
+            inner = error.get("innererror")
+            if not error.get("code") and isinstance(inner, dict) and (inner.get("type") or inner.get("message")):
+                # F&O: the outer message is always "An error has occurred."; the inner one says what happened.
+                kind = _str_or_none(inner.get("type"))
+                return (kind.rsplit(".", 1)[-1] if kind else None,
+                        _short(_str_or_none(inner.get("message") or error.get("message"))))
+            return _str_or_none(error.get("code")) or None, _short(_str_or_none(error.get("message")))
         if isinstance(error, str):  # Entra ID
             return error, _short(_str_or_none(body.get("error_description")))
     return None, _short(raw.decode("utf-8", errors="replace"))

@@ -12,7 +12,8 @@ from contextlib import asynccontextmanager
 
 BUSINESS_CENTRAL = "business_central"
 DATAVERSE = "dataverse"
-DEFAULT_LIMITS: dict[str, int] = {BUSINESS_CENTRAL: 5, DATAVERSE: 16}
+FINANCE_OPERATIONS = "finance_operations"
+DEFAULT_LIMITS: dict[str, int] = {BUSINESS_CENTRAL: 5, DATAVERSE: 16, FINANCE_OPERATIONS: 8}
 
 
 class ConcurrencyLimiter:

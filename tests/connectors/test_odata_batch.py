@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.connectors.dataverse_batch import (
+from shared.connectors.odata_batch import (
     BatchFormatError,
     BatchRequest,
     boundary_of,

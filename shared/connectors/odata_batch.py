@@ -1,5 +1,6 @@
-"""Client side of the Dataverse Web API `$batch` (multipart/mixed, OData 4.0 Part 1 §11.7; Microsoft Learn,
-"Execute batch operations using the Web API"): build the request body, read the multipart answer.
+"""Client side of OData v4 multipart `$batch` (OData 4.0 Part 1 §11.7), as Dataverse (Microsoft Learn,
+"Execute batch operations using the Web API") and Finance and Operations speak it: build the request body,
+read the multipart answer.
 
 Pure: no I/O, so the wire format is unit-tested on hand-built bodies. Every part is an `application/http`
 message with `Content-Transfer-Encoding: binary`; an atomic set is one change set whose parts carry
