@@ -1,11 +1,13 @@
 """Webhook triggers: one HTTP function per (system, entity) the loaded pack syncs from, e.g.
 `POST /api/webhooks/dataverse/accounts` (function `webhook_dataverse_accounts`) and
-`POST /api/webhooks/business_central/customers` (`webhook_business_central_customers`).
+`POST /api/webhooks/business_central/customers` (`webhook_business_central_customers`) and
+`POST /api/webhooks/finance_operations/CustomersV3` (`webhook_finance_operations_CustomersV3`, F&O data events).
 
 Each one hands the request to `shared.notices` (authenticate, parse, drop echoes, enqueue) and answers what
 it says: 202 queued, 200 + token for BC's handshake, 4xx for a malformed or unauthenticated request.
 The host-level auth is anonymous on purpose: the caller proves itself with the shared secret the webhook was
-registered with (BC `clientState`, the Dataverse service endpoint's key), checked in constant time.
+registered with (BC `clientState`, the Dataverse service endpoint's key, the F&O endpoint's key), checked in
+constant time.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ from shared.notices import (
     answer_handshake,
     receive_business_central,
     receive_dataverse,
+    receive_finance_operations,
     webhook_sources,
 )
 
 Receiver = Callable[[Intake, str, Request], Awaitable[Answer]]
+RECEIVERS: dict[System, Receiver] = {System.BUSINESS_CENTRAL: receive_business_central,
+                                     System.DATAVERSE: receive_dataverse,
+                                     System.FINANCE_OPERATIONS: receive_finance_operations}
 
 
 def to_request(req: func.HttpRequest) -> Request:
@@ -51,7 +57,7 @@ def webhooks_blueprint(pack: Pack) -> func.Blueprint:
 
 def make_handler(source: WebhookSource) -> Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]:
     """The function body for one webhook source (callable directly with a `func.HttpRequest`)."""
-    receive: Receiver = receive_business_central if source.system is System.BUSINESS_CENTRAL else receive_dataverse
+    receive: Receiver = RECEIVERS[source.system]
 
     async def webhook(req: func.HttpRequest) -> func.HttpResponse:
         request = to_request(req)

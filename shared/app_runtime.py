@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from contextlib import AsyncExitStack
 
 from shared.connectors import Connector
+from shared.connectors.finance_operations import pack_keys, synced_companies
 from shared.mapping import Pack, Side, load_pack
 from shared.notices import Intake
 from shared.queue import QueueSender, RetrySchedule, open_sender
@@ -90,8 +91,10 @@ class AppRuntime:
         """What the webhooks need. Builds no engine: a connector is fetched only to page a BC collection."""
         if self._intake is None:
             webhooks = self._webhooks or self.settings().webhooks
-            self._intake = Intake(self.pack(), webhooks, await self.sender(), self._integration_users(),
-                                  self._company_id(), connector=self.connector)
+            pack = self.pack()
+            self._intake = Intake(pack, webhooks, await self.sender(), self._integration_users(),
+                                  self._company_id(), connector=self.connector, erp_keys=pack_keys(pack),
+                                  companies=synced_companies(pack))
         return self._intake
 
     def _integration_users(self) -> Mapping[Side, frozenset[str]]:

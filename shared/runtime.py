@@ -16,13 +16,15 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 
+from shared.connectors import Connector
 from shared.connectors.business_central import BusinessCentralConnector
 from shared.connectors.dataverse import DataverseConnector
+from shared.connectors.finance_operations import FinanceOperationsConnector, pack_keys
 from shared.http.limits import ConcurrencyLimiter
 from shared.http.redact import Redactor
 from shared.http.retry import RetryExecutor, RetryPolicy
-from shared.mapping import Pack, Side, load_pack
-from shared.settings import Settings
+from shared.mapping import Pack, Side, System, load_pack
+from shared.settings import Settings, SettingsError
 from shared.state import StateStore, TableNames, service_from_settings
 from shared.sync import EngineOptions, SyncEngine
 
@@ -35,6 +37,18 @@ def engine_options(settings: Settings, **overrides: object) -> EngineOptions:
     users = {Side.ERP: frozenset(settings.erp.integration_user_ids),
              Side.CRM: frozenset(settings.crm.integration_user_ids)}
     return EngineOptions(integration_users=users, **overrides)  # type: ignore[arg-type]
+
+
+def erp_connector(settings: Settings, pack: Pack, http: httpx.AsyncClient, *, limiter: ConcurrencyLimiter,
+                  retry: RetryExecutor) -> Connector:
+    """The ERP connector `DUALSYNC_ERP__KIND` asks for; it must be the ERP the pack was written for."""
+    if settings.erp.kind != pack.systems.erp.value:
+        raise SettingsError([("DUALSYNC_ERP__KIND", f"is {settings.erp.kind}, but pack '{pack.name}' "
+                                                    f"({pack.source}) syncs {pack.systems.erp.value}")])
+    if pack.systems.erp is System.FINANCE_OPERATIONS:
+        return FinanceOperationsConnector.from_settings(settings.erp, http, keys=pack_keys(pack), limiter=limiter,
+                                                        retry=retry)
+    return BusinessCentralConnector.from_settings(settings.erp, http, limiter=limiter, retry=retry)
 
 
 @asynccontextmanager
@@ -61,7 +75,7 @@ async def build_engine(settings: Settings, *, pack: Pack | None = None,
         retry = RetryExecutor(RetryPolicy.from_settings(settings.retry))
         # One limiter per process: the per-service caps (BC 5 per user) hold across both connectors' calls.
         limiter = ConcurrencyLimiter()
-        erp = BusinessCentralConnector.from_settings(settings.erp, http, limiter=limiter, retry=retry)
+        erp = erp_connector(settings, loaded, http, limiter=limiter, retry=retry)
         crm = DataverseConnector.from_settings(settings.crm, http, limiter=limiter, retry=retry)
         state = await stack.enter_async_context(open_state(settings))
         yield SyncEngine(loaded, erp=erp, crm=crm, state=state, options=options or engine_options(settings))

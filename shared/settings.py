@@ -156,14 +156,14 @@ def _kind_problems(data: dict[str, Any]) -> list[Any]:
 
     if kind == "business_central":
         if not data.get("company_id"):
-            found.append(("company_id", "required for Business Central"))
+            found.append(("company_id", "missing (required for Business Central)"))
         if (n := number("max_concurrency")) is not None and n > 5:
             found.append(("max_concurrency", "Business Central processes at most 5 requests per user"))
         if (n := number("batch_size")) is not None and n > 100:
             found.append(("batch_size", "Business Central takes at most 100 operations per $batch"))
     elif kind == "finance_operations":
         if not data.get("base_url"):
-            found.append(("base_url", "required for Finance and Operations (the environment URL)"))
+            found.append(("base_url", "missing (the environment URL, required for Finance and Operations)"))
         if (n := number("page_size")) is not None and n > 10000:
             found.append(("page_size", "Finance and Operations pages at most 10 000 records"))
     return [{"type": "value_error", "loc": (name,), "input": data.get(name), "ctx": {"error": ValueError(why)}}
@@ -227,6 +227,11 @@ class WebhookSettings(_Group):
                                   description="Header name of the HttpHeader authentication.")
     dataverse_param: str = Field("key", min_length=1,
                                  description="Query parameter of the HttpQueryString authentication.")
+    fo_key: SecretStr | None = Field(
+        None, description="The secret of the Finance and Operations data-event endpoint, sent as `?code=` in the "
+                          "endpoint URL or as the header FO_HEADER. Unset: F&O data events are refused (503).")
+    fo_header: str = Field("x-api-key", min_length=1,
+                           description="Header name that may carry FO_KEY.")
 
 
 _NCRONTAB = r"^\s*(\S+\s+){5}\S+\s*$"  # six fields: second minute hour day month day-of-week
@@ -281,7 +286,8 @@ class Settings(BaseSettings):
     def secrets(self) -> list[SecretStr]:
         """Every configured secret, for the redactor."""
         found = [self.storage.connection_string, self.erp.client_secret, self.crm.client_secret,
-                 self.queue.connection_string, self.webhooks.bc_client_state, self.webhooks.dataverse_key]
+                 self.queue.connection_string, self.webhooks.bc_client_state, self.webhooks.dataverse_key,
+                 self.webhooks.fo_key]
         return [s for s in found if s is not None]
 
 

@@ -11,10 +11,11 @@ from shared.notices.intake import (
     answer_handshake,
     receive_business_central,
     receive_dataverse,
+    receive_finance_operations,
 )
 from shared.notices.model import Change, ChangeNotice, NoticeError, Unauthenticated
 from shared.notices.routing import WebhookSource, candidate_mappings, logical_name, messages_for, webhook_sources
 
 __all__ = ["Answer", "Change", "ChangeNotice", "Intake", "NoticeError", "Request", "Unauthenticated",
            "WebhookSource", "answer_handshake", "candidate_mappings", "logical_name", "messages_for",
-           "receive_business_central", "receive_dataverse", "webhook_sources"]
+           "receive_business_central", "receive_dataverse", "receive_finance_operations", "webhook_sources"]

@@ -16,6 +16,7 @@ from shared.connectors import Connector, ConnectorError, PermanentError
 from shared.mapping import Pack, Side, System
 from shared.notices import business_central as bc
 from shared.notices import dataverse as dv
+from shared.notices import finance_operations as fo
 from shared.notices.model import Change, ChangeNotice, NoticeError, Unauthenticated
 from shared.notices.routing import logical_name, messages_for
 from shared.queue import QueueSender, SyncMessage
@@ -54,6 +55,10 @@ class Intake:
     integration_users: Mapping[Side, frozenset[str]] = field(default_factory=dict)
     company_id: str | None = None
     connector: Callable[[Side], Awaitable[Connector]] | None = None
+    # Finance and Operations: key properties per entity set (the record id is built from them) and the legal
+    # entities synced (None: all).
+    erp_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    companies: frozenset[str] | None = None
     clock: Callable[[], dt.datetime] = utc_now
 
     def is_echo(self, notice: ChangeNotice, side: Side) -> bool:
@@ -106,11 +111,32 @@ async def receive_dataverse(intake: Intake, entity: str, request: Request) -> An
     if not dv.authenticated(request.headers, request.params, intake.webhooks, key.get_secret_value()):
         return _refused(401, System.DATAVERSE, entity, "the service endpoint's secret is missing or wrong")
     try:
-        notice = dv.parse_context(request.body, entity=entity, logical_name=logical_name(intake.pack, entity),
+        notice = dv.parse_context(request.body, entity=entity, logical_name=logical_name(intake.pack, entity, Side.CRM),
                                   exceeded=dv.size_exceeded(request.headers), seen_at=intake.clock())
     except NoticeError as exc:
         return _refused(400, System.DATAVERSE, entity, str(exc))
     return await _enqueue(intake, Side.CRM, entity, [notice])
+
+
+async def receive_finance_operations(intake: Intake, entity: str, request: Request) -> Answer:
+    """A Finance and Operations data-event endpoint: one event (Create / Update / Delete) per call."""
+    if request.method.upper() != "POST":
+        return Answer(405, "POST data events here")
+    key = intake.webhooks.fo_key
+    if key is None or not key.get_secret_value():
+        log.error("finance_operations/%s: DUALSYNC_WEBHOOKS__FO_KEY is not set; data event refused", entity)
+        return Answer(503, "webhook secret not configured")
+    if not fo.authenticated(request.headers, request.params, intake.webhooks, key.get_secret_value()):
+        return _refused(401, System.FINANCE_OPERATIONS, entity, "the endpoint's secret is missing or wrong")
+    keys = intake.erp_keys.get(entity)
+    if keys is None:
+        return _refused(404, System.FINANCE_OPERATIONS, entity, "no mapping of this pack reads this entity")
+    try:
+        notice = fo.parse_event(request.body, entity=entity, public_name=logical_name(intake.pack, entity, Side.ERP),
+                                key_fields=keys, companies=intake.companies, seen_at=intake.clock())
+    except NoticeError as exc:
+        return _refused(400, System.FINANCE_OPERATIONS, entity, str(exc))
+    return await _enqueue(intake, Side.ERP, entity, [notice])
 
 
 def _refused(status: int, system: System, entity: str, why: str) -> Answer:
@@ -155,4 +181,5 @@ async def _enqueue(intake: Intake, side: Side, entity: str, notices: Sequence[Ch
     return Answer(202)
 
 
-__all__ = ["Answer", "Intake", "Request", "answer_handshake", "receive_business_central", "receive_dataverse"]
+__all__ = ["Answer", "Intake", "Request", "answer_handshake", "receive_business_central", "receive_dataverse",
+           "receive_finance_operations"]

@@ -8,9 +8,8 @@ from shared.mapping import Direction, Pack, Side, System, TableMapping
 from shared.notices.model import Change, ChangeNotice
 from shared.queue import SyncMessage
 
-# Systems whose webhooks we receive. Finance and Operations business events carry no standard record id:
-# changes there are picked up by the modified-records timer.
-WEBHOOK_SYSTEMS = (System.BUSINESS_CENTRAL, System.DATAVERSE)
+# Systems whose webhooks we receive: BC subscriptions, Dataverse service endpoints, F&O data events.
+WEBHOOK_SYSTEMS = (System.BUSINESS_CENTRAL, System.DATAVERSE, System.FINANCE_OPERATIONS)
 
 
 @dataclass(frozen=True, order=True)
@@ -42,9 +41,11 @@ def webhook_sources(pack: Pack) -> list[WebhookSource]:
     return sorted(found)
 
 
-def logical_name(pack: Pack, entity: str) -> str | None:
-    """The Dataverse logical name of CRM entity set `entity`, when the pack names it."""
-    return next((m.crm.logical_name for m in pack.mappings if m.crm.entity == entity and m.crm.logical_name), None)
+def logical_name(pack: Pack, entity: str, side: Side = Side.CRM) -> str | None:
+    """The logical name of `side`'s entity set `entity` when the pack names it: Dataverse's table logical name,
+    or F&O's public entity name (`CustomerV3` for `CustomersV3`)."""
+    return next((m.entity(side).logical_name for m in pack.mappings
+                 if m.entity(side).entity == entity and m.entity(side).logical_name), None)
 
 
 def candidate_mappings(pack: Pack, side: Side, entity: str) -> list[TableMapping]:

@@ -25,10 +25,14 @@ EXPECTED_WEBHOOKS = {
         "webhook_dataverse_accounts", "webhook_dataverse_contacts", "webhook_dataverse_opportunities",
         "webhook_dataverse_products", "webhook_dataverse_salesorders", "webhook_dataverse_systemusers",
     },
-    # F&O sends business events, not webhooks we receive: only the Dataverse side has endpoints.
+    # F&O data events arrive at one endpoint per data entity the pack reads from F&O.
     "fo-dataverse": {"webhook_dataverse_accounts", "webhook_dataverse_contacts",
-                     "webhook_dataverse_msdyn_customergroups", "webhook_dataverse_msdyn_vendors"},
-    "prospect-to-cash": {"webhook_dataverse_accounts", "webhook_dataverse_contacts"},
+                     "webhook_dataverse_msdyn_customergroups", "webhook_dataverse_msdyn_vendors",
+                     "webhook_finance_operations_LegalEntities", "webhook_finance_operations_Currencies",
+                     "webhook_finance_operations_CustomerGroups", "webhook_finance_operations_CustomersV3",
+                     "webhook_finance_operations_VendorsV2", "webhook_finance_operations_ContactPersonsV2"},
+    "prospect-to-cash": {"webhook_dataverse_accounts", "webhook_dataverse_contacts",
+                         "webhook_finance_operations_CDSReleasedDistinctProducts"},
 }
 
 
@@ -45,8 +49,9 @@ def test_every_pack_gets_its_webhooks_and_the_processor(pack_name: str) -> None:
     assert {"health", "processor"} <= set(functions)
     for name in webhooks:
         trigger = functions[name].get_trigger()
-        system, entity = name.removeprefix("webhook_").split("_", 1) if "dataverse" in name else \
-            ("business_central", name.removeprefix("webhook_business_central_"))
+        system = next(s for s in ("business_central", "finance_operations", "dataverse")
+                      if name.startswith(f"webhook_{s}_"))
+        entity = name.removeprefix(f"webhook_{system}_")
         assert trigger.route == f"webhooks/{system}/{entity}"
         assert [str(m.value) for m in trigger.methods] == ["POST"]
         # The caller proves itself with the webhook's shared secret, checked by the function itself.
