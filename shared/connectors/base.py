@@ -120,6 +120,10 @@ class Connector(Protocol):
         """Pages of records whose `modified_field` is after `since` (at or after when `inclusive`), oldest first."""
         ...
 
+    def keyset(self, entity: str, after: str | None) -> tuple[str, str | None]:
+        """(`$orderby`, `$filter`) reading `entity` in key order after record `after` (None: from the start)."""
+        ...
+
     async def create(self, entity: str, payload: Mapping[str, Any]) -> Record: ...
 
     async def update(self, entity: str, record_id: str, payload: Mapping[str, Any], *,

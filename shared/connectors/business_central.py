@@ -95,6 +95,9 @@ class BusinessCentralConnector(ODataReads):
         base = self.company_path + check_identifier(entity)
         return base if record_id is None else f"{base}({check_guid(record_id)})"
 
+    def key_fields(self, entity: str) -> tuple[str, ...]:
+        return ("id",)
+
     def url(self, entity: str, record_id: str | None = None) -> str:
         return self.api_root + self.path(entity, record_id)
 

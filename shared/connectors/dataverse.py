@@ -100,6 +100,9 @@ class DataverseConnector(MultipartBatchWrites, ODataReads):
         singular = entity[:-3] + "y" if entity.endswith("ies") else entity.removesuffix("s")
         return singular + "id"
 
+    def key_fields(self, entity: str) -> tuple[str, ...]:
+        return (self.primary_key(entity),)
+
     def url(self, entity: str, record_id: str | None = None, *, key: Mapping[str, Any] | None = None) -> str:
         """`…/accounts`, `…/accounts(<guid>)` or `…/accounts(accountnumber='A''1')` (quoted, percent-encoded)."""
         base = self.root + check_identifier(entity)

@@ -159,6 +159,9 @@ class FinanceOperationsConnector(MultipartBatchWrites, ODataReads):
                                  f"{', '.join(missing)}", code="UnexpectedResponse")
         return key_predicate({f: values[f] for f in fields})
 
+    def key_values(self, entity: str, record_id: str) -> dict[str, Any]:
+        return self.key_of(entity, record_id)
+
     def key_of(self, entity: str, record_id: str) -> dict[str, Any]:
         """The key a record id names, checked against the entity's key properties."""
         key = parse_key_predicate(record_id)

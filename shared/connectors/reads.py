@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from shared.connectors.base import PermanentError, Record
-from shared.connectors.odata import and_filters, query_string, with_fields
+from shared.connectors.odata import and_filters, format_literal, query_string, with_fields
 from shared.connectors.service import ServiceClient
 from shared.http.paging import PagingError, page_items
 
@@ -35,6 +36,27 @@ class ODataReads:
     def required_for(self, entity: str) -> tuple[str, ...]:
         """The fields a `Record` of `entity` needs in every `$select` (F&O: its key properties)."""
         return self.required_fields
+
+    def key_fields(self, entity: str) -> tuple[str, ...]:
+        """The entity's key properties (BC `id`, Dataverse `<logicalname>id`, F&O `dataAreaId` + natural key)."""
+        raise NotImplementedError
+
+    def key_values(self, entity: str, record_id: str) -> dict[str, Any]:
+        """The key property values of the record `record_id` (a GUID for BC and Dataverse)."""
+        return {self.key_fields(entity)[0]: uuid.UUID(record_id)}
+
+    def keyset(self, entity: str, after: str | None) -> tuple[str, str | None]:
+        """(`$orderby`, `$filter`) to read `entity` in key order, starting after the record `after`: a full
+        sync's resumable position. A composite key compares lexicographically:
+        `(a gt x) or (a eq x and b gt y)`."""
+        fields = self.key_fields(entity)
+        orderby = ",".join(f"{f} asc" for f in fields)
+        if after is None:
+            return orderby, None
+        values = self.key_values(entity, after)
+        clauses = [" and ".join([*(f"{g} eq {format_literal(values[g])}" for g in fields[:i]),
+                                 f"{f} gt {format_literal(values[f])}"]) for i, f in enumerate(fields)]
+        return orderby, clauses[0] if len(clauses) == 1 else " or ".join(f"({c})" for c in clauses)
 
     def collection_url(self, entity: str, query: str) -> str:
         """The URL of a collection read; `query` is `query_string(...)` ("" or "?…")."""

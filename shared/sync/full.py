@@ -16,7 +16,6 @@ the coupling's); whether fields really differ is decided only when syncing.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,16 +27,12 @@ from shared.state import AlreadyCoupled, Coupling, Job
 from shared.sync import full_create, match
 from shared.sync.checkpoint import Checkpoint, CheckpointStore
 from shared.sync.context import RunContext
-from shared.sync.lookups import odata_literal
 from shared.sync.modified import source_sides
 from shared.sync.outcome import Outcome, SyncResult, Tally
 from shared.sync.record import succeeded
 
 if TYPE_CHECKING:
     from shared.sync.engine import SyncEngine
-
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-
 
 @dataclass(frozen=True)
 class FullOptions:
@@ -87,10 +82,6 @@ def plan_order(engine: SyncEngine, names: Sequence[str] | None) -> list[TableMap
             if (wanted is None or m.name in wanted) and m.enabled and m.kind == "table"]
 
 
-def key_literal(value: str) -> str:
-    return value if _GUID.match(value) else odata_literal(value)
-
-
 async def sync_full(engine: SyncEngine, names: Sequence[str] | None, options: FullOptions) -> list[FullRun]:
     runs = []
     for m in plan_order(engine, names):
@@ -116,15 +107,14 @@ async def full_direction(engine: SyncEngine, mapping: TableMapping, side: Side, 
         cp.job_ids.append(job.job_id)
     run = FullRun(mapping.name, flow, job.job_id if job else None, resumed_after=cp.last_key)
     ctx = RunContext(job_id=run.job_id, dry_run=options.dry_run)
-    key = mapping.entity(side).key
+    orderby, after = engine.connector(side).keyset(mapping.entity(side).entity, cp.last_key)
     text = source_filter(mapping, side)
-    if cp.last_key is not None:
-        after = f"{key} gt {key_literal(cp.last_key)}"
-        text = f"({text}) and {after}" if text else after
+    if after is not None:
+        text = f"({text}) and ({after})" if text else after
     claimed: set[str] = set()
     try:
         async for page in engine.connector(side).list(mapping.entity(side).entity, filter=text,
-                                                      orderby=f"{key} asc", page_size=options.page_size):
+                                                      orderby=orderby, page_size=options.page_size):
             tally = Tally()
             for result in await _page(engine, ctx, mapping, flow, page, options, run, earlier, claimed):
                 tally.add(result)

@@ -5,6 +5,9 @@ Watermarks follow meltano's rule: read `modified-on ge (watermark − overlap)`,
 the *run's start* as the new watermark (never a record's timestamp, which may lie in a future the next run
 would skip past). A record that failed transiently holds the watermark back to its modified-on, so the next
 run reads it again; a record that failed permanently has an error record and is retried from there.
+
+A source without a modified-on field (most Finance and Operations entities) has no watermark: `catchup` finds
+its changed records by comparing content with the couplings' snapshots.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from shared.connectors import ConnectorError, Record
 from shared.mapping import Direction, Side, TableMapping, source_filter
+from shared.sync import catchup
 from shared.sync.context import RunContext
 from shared.sync.outcome import Outcome, SyncResult, Tally
 
@@ -51,10 +55,12 @@ async def sync_direction(engine: SyncEngine, mapping: TableMapping, side: Side, 
                          run_start: dt.datetime) -> ModifiedRun:
     flow = Direction.from_source(side)
     state, connector = engine.state, engine.connector(side)
-    watermark = await state.watermarks.find_watermark(mapping.name, flow.value)
-    since = watermark - engine.options.overlap if watermark is not None else None
     modified_field = engine.pack.modified_field(mapping, side) or connector.modified_field
-    text = source_filter(mapping, side, modified_field=modified_field, modified_since=since)
+    # No modified-on field (most F&O entities): find changes by content instead of by watermark.
+    by_content = not modified_field
+    watermark = None if by_content else await state.watermarks.find_watermark(mapping.name, flow.value)
+    since = watermark - engine.options.overlap if watermark is not None else None
+    text = None if by_content else source_filter(mapping, side, modified_field=modified_field, modified_since=since)
     job = await state.jobs.start_job(mapping.name, direction=flow.value, trigger=trigger, started_at=run_start)
     ctx = RunContext(job_id=job.job_id)
     run = ModifiedRun(mapping.name, flow, job.job_id, since, None, Tally())
@@ -75,11 +81,17 @@ async def sync_direction(engine: SyncEngine, mapping: TableMapping, side: Side, 
         if result.retryable:
             hold_back.append(record.modified_on if record is not None else None)
 
+    scan = catchup.Scan()
     try:
-        async for page in connector.list(mapping.entity(side).entity, filter=text):
-            fresh = [r for r in page if r.id not in seen]
-            seen.update(r.id for r in fresh)
-            await asyncio.gather(*(one(r.id, r) for r in fresh))
+        if by_content:
+            async for due in catchup.changed_pages(engine, mapping, side, scan):
+                await asyncio.gather(*(one(record_id, record) for record_id, record in due))
+            run.tally.counts["unchanged"] += scan.unchanged
+        else:
+            async for page in connector.list(mapping.entity(side).entity, filter=text):
+                fresh = [r for r in page if r.id not in seen]
+                seen.update(r.id for r in fresh)
+                await asyncio.gather(*(one(r.id, r) for r in fresh))
         # Failed, not skipped: retried as they were first tried, so an uncoupled one is created this time.
         retry = [e.source_id async for e in state.errors.list_errors(mapping.name, skipped=False)
                  if e.direction == flow.value and e.source_id not in done]
@@ -97,8 +109,8 @@ async def sync_direction(engine: SyncEngine, mapping: TableMapping, side: Side, 
         await state.jobs.increment(mapping.name, job.job_id, **run.tally.job_counts())
         await state.jobs.finish_job(mapping.name, job.job_id, status="failed", message=str(exc) or type(exc).__name__)
         raise
-    reached: dt.datetime | None = run_start
-    if hold_back:
+    reached: dt.datetime | None = None if by_content else run_start
+    if hold_back and not by_content:
         known = [t for t in hold_back if t is not None]
         reached = min([run_start, *known]) if len(known) == len(hold_back) else None
     if reached is not None and (watermark is None or reached > watermark):
