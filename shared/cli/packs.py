@@ -19,8 +19,10 @@ from shared.mapping import (
     PackError,
     Side,
     UnknownMappingError,
+    check_compatible,
     dependencies,
     dependency_order,
+    effective_filter,
     load_pack,
     map_record,
 )
@@ -43,12 +45,17 @@ def _load_or_exit(path: Path) -> Pack:
 def validate(
     packs: Annotated[list[Path] | None, typer.Argument(help="Pack files (default: templates/*.yaml)")] = None,
 ) -> None:
-    """Validate mapping packs; list every problem and exit 1 if any pack is invalid."""
+    """Validate mapping packs; list every problem and exit 1 if any pack is invalid.
+
+    Packs given together are one deployment: two of them that write the same table of the same system
+    (dual-write and Prospect to cash) are refused. Without arguments each standard pack is checked on its own
+    (they are alternatives, not a deployment)."""
     paths = packs or sorted(Path("templates").glob("*.yaml"))
     if not paths:
         err.print("no packs given and none found in templates/")
         raise typer.Exit(2)
     failed = 0
+    loaded: list[Pack] = []
     for path in paths:
         try:
             pack = load_pack(path)
@@ -58,10 +65,17 @@ def validate(
             for problem in exc.problems:
                 err.print(f"  - {problem}", markup=False, highlight=False)
             continue
+        loaded.append(pack)
         enabled = sum(m.enabled for m in pack.mappings)
         out.print(f"[green]✓ {path}[/]: {pack.name} {pack.version}, {len(pack.mappings)} mappings "
                   f"({enabled} enabled), {pack.systems.erp.value} ⇄ {pack.systems.crm.value}", highlight=False)
-    if failed:
+    clashes = check_compatible(loaded) if packs and len(loaded) > 1 else []
+    if clashes:
+        err.print(f"[red]✗ packs cannot run together[/]: {len(clashes)} clash(es), each a table two packs write",
+                  highlight=False)
+        for problem in clashes:
+            err.print(f"  - {problem}", markup=False, highlight=False)
+    if failed or clashes:
         raise typer.Exit(1)
 
 
@@ -81,7 +95,7 @@ def plan(pack_path: Annotated[Path, typer.Argument(metavar="PACK", help="Pack fi
     for column in ("depends on", "filters", "on"):
         table.add_column(column, overflow="fold")
     for i, m in enumerate(ordered, 1):
-        filters = [f"{s.value}: {m.filters.get(s)}" for s in Side if m.filters.get(s)]
+        filters = [f"{s.value}: {effective_filter(m, s)}" for s in Side if effective_filter(m, s)]
         crm = m.crm.entity + (f".{m.crm.option_set}" if m.crm.option_set else "")
         table.add_row(str(i), m.name, m.erp.entity, m.direction.arrow, crm, ", ".join(dependencies(m)),
                       "\n".join(filters), "yes" if m.enabled else "no")

@@ -13,6 +13,8 @@ Typical use by the sync engine::
 
 from __future__ import annotations
 
+from shared.mapping.companies import CompanyScope
+from shared.mapping.compat import check_compatible, written_tables
 from shared.mapping.engine import (
     LookupRequest,
     MapResult,
@@ -33,11 +35,12 @@ from shared.mapping.errors import (
     TransformError,
     UnknownMappingError,
 )
-from shared.mapping.filters import matches, select_mappings, source_filter
+from shared.mapping.filters import effective_filter, matches, select_mappings, source_filter
 from shared.mapping.graph import dependencies, dependency_order, find_cycle
 from shared.mapping.loader import load_pack, loads_pack, parse_pack
 from shared.mapping.merge import Conflict, Snapshot, diff, field_values, same
 from shared.mapping.model import (
+    Companies,
     EntityRef,
     FieldMapping,
     Filters,
@@ -54,11 +57,12 @@ from shared.mapping.types import ConflictPolicy, DeletionPolicy, Direction, Side
 from shared.mapping.values import ValueMap
 
 __all__ = [
-    "TRANSFORMS", "Conflict", "ConflictPolicy", "DeletionPolicy", "DependencyCycleError", "Direction",
-    "EntityRef", "FieldError", "FieldMapping", "Filters", "LookupRequest", "LookupSpec", "MapResult",
-    "MappingError", "MatchSpec", "NotInvertibleError", "OnCreate", "Pack", "PackError",
+    "TRANSFORMS", "Companies", "CompanyScope", "Conflict", "ConflictPolicy", "DeletionPolicy",
+    "DependencyCycleError", "Direction", "EntityRef", "FieldError", "FieldMapping", "Filters", "LookupRequest",
+    "LookupSpec", "MapResult", "MappingError", "MatchSpec", "NotInvertibleError", "OnCreate", "Pack", "PackError",
     "PackProblem", "Route", "Side", "Snapshot", "System", "Systems", "TableMapping", "TransformError",
-    "UnknownMappingError", "ValueMap", "convert", "dependencies", "dependency_order", "diff", "field_key",
-    "field_values", "find_cycle", "is_empty", "load_pack", "loads_pack", "lookup_write", "map_record",
-    "matches", "parse_pack", "read_name", "same", "select_mappings", "source_filter",
+    "UnknownMappingError", "ValueMap", "check_compatible", "convert", "dependencies", "dependency_order", "diff",
+    "effective_filter", "field_key", "field_values", "find_cycle", "is_empty", "load_pack", "loads_pack",
+    "lookup_write", "map_record", "matches", "parse_pack", "read_name", "same", "select_mappings", "source_filter",
+    "written_tables",
 ]

@@ -12,9 +12,27 @@ from shared.odata import evaluate_filter, format_filter, parse_filter
 
 
 def matches(mapping: TableMapping, record: Mapping[str, Any], side: Side | str) -> bool:
-    """True when a record read from `side` passes that side's filter (no filter: always)."""
-    text = mapping.filters.get(Side(side))
+    """True when a record read from `side` passes that side's filter (no filter: always). On the ERP side of
+    a company-specific mapping the record's company must also be one the pack's `companies.only` lists
+    (compared case-insensitively, as the ERPs do)."""
+    side = Side(side)
+    if side is Side.ERP and mapping.company is not None and mapping.company.erp_outside(record) is not None:
+        return False
+    text = mapping.filters.get(side)
     return text is None or evaluate_filter(text, record)
+
+
+def effective_filter(mapping: TableMapping, side: Side | str) -> str | None:
+    """The mapping's `$filter` for `side` with the company restriction (`companies.only`) ANDed to the ERP
+    side's: what `source_filter` sends and what `matches` evaluates."""
+    side = Side(side)
+    parts = [mapping.filters.get(side)]
+    if side is Side.ERP and mapping.company is not None:
+        parts.append(mapping.company.erp_filter())
+    texts = [format_filter(parse_filter(p)) for p in parts if p]
+    if len(texts) <= 1:
+        return texts[0] if texts else None
+    return " and ".join(f"({t})" for t in texts)
 
 
 def source_filter(
@@ -27,9 +45,9 @@ def source_filter(
     """The `$filter` to query `side` with: the mapping's filter, and `modified_field ge modified_since`
     for incremental reads (ge, not gt: the caller overlaps windows and de-duplicates by key)."""
     parts = []
-    text = mapping.filters.get(Side(side))
+    text = effective_filter(mapping, side)
     if text is not None:
-        parts.append(format_filter(parse_filter(text)))
+        parts.append(text)
     if modified_since is not None:
         if modified_field is None:
             raise ValueError(f"mapping '{mapping.name}': an incremental read needs the modified-on field")

@@ -8,8 +8,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared.mapping.companies import check_companies, expand
 from shared.mapping.errors import PackError, PackProblem
-from shared.mapping.model import Pack, Route, Systems, TableMapping
+from shared.mapping.model import Companies, Pack, Route, Systems, TableMapping
 from shared.mapping.validate import check_pack
 
 
@@ -23,6 +24,7 @@ class _Header(BaseModel):
     systems: Systems
     mappings: list[Any] = Field(min_length=1)
     routes: list[Route] = []
+    companies: Companies | None = None
 
 
 def load_pack(path: str | Path) -> Pack:
@@ -69,6 +71,12 @@ def parse_pack(data: Any, source: str = "<memory>") -> Pack:
             problems += [_located(source, label, raw, err, None) for err in exc.errors()]
             broken.append(label)
     routes = header.routes if header is not None else []
+    companies = header.companies if header is not None else None
+    if header is not None or "companies" not in data:  # a broken declaration is reported on its own
+        company_problems = check_companies(source, companies, mappings, broken)
+        problems += company_problems
+        if companies is not None and not company_problems:
+            mappings = [expand(companies, m) if m.company_specific else m for m in mappings]
     problems += check_pack(source, mappings, routes, broken)
     if problems or header is None:
         raise PackError(problems)
@@ -77,7 +85,7 @@ def parse_pack(data: Any, source: str = "<memory>") -> Pack:
         m._source = source
         m._targets = {f.lookup.mapping: by_name[f.lookup.mapping] for f in m.fields if f.lookup}
     pack = Pack(name=header.name, version=header.version, description=header.description,
-                systems=header.systems, mappings=mappings, routes=routes)
+                systems=header.systems, mappings=mappings, routes=routes, companies=companies)
     pack._source = source
     return pack
 

@@ -7,12 +7,14 @@ Conventions a pack author needs:
 - `default` is written when the source value is empty (null or ""); `constant` is always written.
 - A `lookup` field refers to a record of another mapping; the sync engine resolves it through that
   mapping's couplings and the engine writes it as the target API expects (Dataverse `@odata.bind`).
+- A pack's `companies` declaration and a mapping's `company_specific: true` stripe records by company
+  (shared/mapping/companies.py expands them at load; `TableMapping.company` describes the result).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -21,6 +23,9 @@ from shared.mapping.transforms import Transform
 from shared.mapping.types import MODIFIED_FIELD, ConflictPolicy, DeletionPolicy, Direction, Side, System
 from shared.mapping.values import ValueMap
 from shared.odata import ODataFilterError, parse_filter
+
+if TYPE_CHECKING:
+    from shared.mapping.companies import CompanyScope
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -38,6 +43,33 @@ class EntityRef(_Model):
     natural_key: list[str] = []  # for idempotent creates (upsert by alternate key) and match-coupling
     option_set: str | None = None  # option mappings only: the option attribute of `entity`
     modified_field: str | None = None  # overrides the system's default (lastModifiedDateTime, modifiedon)
+
+
+class Companies(_Model):
+    """Company striping (dual-write's legal entities, BC's companies), declared once per pack.
+
+    `mapping` names the mapping whose records are the companies; every `company_specific` mapping gets the
+    field pair `erp_field ⇄ crm_field` as a not-null lookup to it (`erp_by`: the field of the companies'
+    ERP records that `erp_field` holds), and that pair in front of both natural keys. `only` limits the
+    companies this deployment syncs (case-insensitive; default: all)."""
+
+    mapping: str = Field(min_length=1)
+    erp_field: str = Field(min_length=1)
+    erp_by: str | None = None
+    crm_field: str = Field(min_length=1)
+    only: list[str] | None = None
+
+    @field_validator("only")
+    @classmethod
+    def _only(cls, v: list[Any] | None) -> list[str] | None:
+        if v is None:
+            return None
+        if not v:
+            raise ValueError("'only' lists at least one company (leave it out to sync every company)")
+        for i, item in enumerate(v):
+            if not isinstance(item, str) or not item.strip():
+                raise ValueError(f"'only[{i}]' must be a non-empty company code, got {item!r}")
+        return [item.strip() for item in v]
 
 
 class Filters(_Model):
@@ -155,14 +187,22 @@ class TableMapping(_Model):
     depends_on: list[str] = []
     on_create: OnCreate = OnCreate()
     enabled: bool = True
+    company_specific: bool = False  # records belong to one company (the pack's `companies` declaration)
     fields: list[FieldMapping] = Field(min_length=1)
-    # Set by the loader: the pack file (for messages) and the mappings this one's lookups refer to.
+    # Set by the loader: the pack file (for messages), the mappings this one's lookups refer to, and the
+    # company striping of a company-specific mapping (its `companies` declaration, expanded).
     _source: str = PrivateAttr(default="<memory>")
     _targets: dict[str, TableMapping] = PrivateAttr(default_factory=dict)
+    _company: CompanyScope | None = PrivateAttr(default=None)
 
     @property
     def source(self) -> str:
         return self._source
+
+    @property
+    def company(self) -> CompanyScope | None:
+        """How a company-specific mapping's records carry their company (None: not company-specific)."""
+        return self._company
 
     def lookup_target(self, field: FieldMapping) -> TableMapping | None:
         """The mapping a lookup field refers to (None before the pack is loaded)."""
@@ -233,6 +273,7 @@ class Pack(_Model):
     systems: Systems
     mappings: list[TableMapping] = Field(min_length=1)
     routes: list[Route] = []
+    companies: Companies | None = None
     _source: str = PrivateAttr(default="<memory>")
 
     @property

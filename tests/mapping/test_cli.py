@@ -13,10 +13,32 @@ from .conftest import TEMPLATES, pack_doc, table
 runner = CliRunner()
 
 
-def test_validate_templates():
-    result = runner.invoke(app, ["validate", *map(str, sorted(TEMPLATES.glob("*.yaml")))])
+def test_validate_without_arguments_checks_each_standard_pack_on_its_own(monkeypatch):
+    # The standard packs are alternatives (fo-dataverse and prospect-to-cash clash): no arguments, no clash check.
+    monkeypatch.chdir(TEMPLATES.parent)
+    result = runner.invoke(app, ["validate"])
     assert result.exit_code == 0, result.output
-    assert result.output.count("✓") == 3
+    assert result.output.count("✓") == 3 and "cannot run together" not in result.output
+
+
+def test_validate_each_template_alone():
+    for path in sorted(TEMPLATES.glob("*.yaml")):
+        result = runner.invoke(app, ["validate", str(path)])
+        assert result.exit_code == 0, result.output
+
+
+def test_validate_refuses_packs_that_write_the_same_table():
+    fo, p2c = str(TEMPLATES / "fo-dataverse.yaml"), str(TEMPLATES / "prospect-to-cash.yaml")
+    result = runner.invoke(app, ["validate", fo, p2c])
+    assert result.exit_code == 1
+    assert "cannot run together" in result.output
+    clash = next(line for line in result.output.splitlines() if "'accounts-to-customers'" in line)
+    assert "fo-dataverse.yaml" in clash and "prospect-to-cash.yaml" in clash
+    assert "mapping 'customers'" in clash and "'CustomersV3'" in clash
+    assert "'ContactPersonsV2'" in result.output
+    # bc-sales and fo-dataverse share the CRM: both write Dataverse accounts and contacts.
+    bc = runner.invoke(app, ["validate", str(TEMPLATES / "bc-sales.yaml"), fo])
+    assert bc.exit_code == 1 and "dataverse table 'accounts'" in bc.output
 
 
 def test_validate_lists_every_problem_and_exits_1(write_pack):
