@@ -5,7 +5,7 @@ tests, the demo and benchmarks use them to act as "a user on the other side"."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -18,10 +18,29 @@ from emulators.common.store import Actor, RecordExists, RecordNotFound, Store
 from emulators.common.throttle import Limits, Throttle
 
 
+class AdminError(Exception):
+    """Raised by an AdminWriter: answered with `status` and `body` as they are."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+class AdminWriter(Protocol):
+    """An emulator's own write path (validation, number sequences, defaults) for admin writes, so a record
+    "created in the UI by Ava" looks as it would there. Without one, rows go into the store as given."""
+
+    def insert(self, table: str, body: dict[str, Any], actor: Actor) -> dict[str, Any]: ...
+    def update(self, table: str, record_id: str, body: dict[str, Any], actor: Actor) -> dict[str, Any]: ...
+    def delete(self, table: str, record_id: str, actor: Actor) -> None: ...
+
+
 class Admin:
     def __init__(self, *, store: Store, identity: Identity, faults: FaultInjector, throttle: Throttle,
                  default_actor: Actor, users: Callable[[], dict[str, Actor]],
-                 reseed: Callable[[int, int], None], render: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+                 reseed: Callable[[int, int], None], render: Callable[[dict[str, Any]], dict[str, Any]],
+                 writer: AdminWriter | None = None) -> None:
         self.store = store
         self.identity = identity
         self.faults = faults
@@ -31,6 +50,7 @@ class Admin:
         self.reseed = reseed
         # How a stored row looks when read through the admin route (the emulator's own wire form).
         self.render = render
+        self.writer = writer
 
     def routes(self) -> list[Route]:
         return [
@@ -38,7 +58,7 @@ class Admin:
             Route("/_admin/reset", self._reset, methods=["POST"]),
             Route("/_admin/tables", self._tables, methods=["GET"]),
             Route("/_admin/tables/{table}", self._rows, methods=["GET", "POST"]),
-            Route("/_admin/tables/{table}/{id}", self._row, methods=["GET", "PATCH", "DELETE"]),
+            Route("/_admin/tables/{table}/{id:path}", self._row, methods=["GET", "PATCH", "DELETE"]),
         ]
 
     def _actor(self, request: Request) -> Actor:
@@ -82,7 +102,9 @@ class Admin:
         try:
             body, actor = await request.json(), self._actor(request)
             async with self.store.write_lock:
-                row = table.insert(body, actor)
+                row = self.writer.insert(table.name, body, actor) if self.writer else table.insert(body, actor)
+        except AdminError as exc:
+            return JSONResponse(exc.body, status_code=exc.status)
         except RecordExists as exc:
             return JSONResponse({"error": f"exists: {exc}"}, status_code=409)
         except LookupError as exc:
@@ -101,10 +123,18 @@ class Admin:
             body = await request.json() if request.method == "PATCH" else None
             async with self.store.write_lock:
                 if request.method == "DELETE":
-                    table.delete(rid, actor)
+                    if self.writer:
+                        self.writer.delete(table.name, rid, actor)
+                    else:
+                        table.delete(rid, actor)
                     return Response(status_code=204)
-                row = table.update(rid, body, actor)
+                if self.writer:
+                    row = self.writer.update(table.name, rid, body, actor)
+                else:
+                    row = table.update(rid, body, actor)
             return JSONResponse(self.render(row))
+        except AdminError as exc:
+            return JSONResponse(exc.body, status_code=exc.status)
         except RecordNotFound:
             return JSONResponse({"error": "not found"}, status_code=404)
         except LookupError as exc:

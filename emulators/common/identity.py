@@ -9,10 +9,14 @@ the instance-discovery answer MSAL asks for).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -38,9 +42,12 @@ class Client:
 
 
 class Identity:
-    def __init__(self, clients: list[Client]) -> None:
+    def __init__(self, clients: list[Client], *,
+                 resources: Callable[[Request], set[str]] | None = None) -> None:
         self.clients = {c.client_id: c for c in clients}
         self._tokens: dict[str, tuple[Client, float]] = {}
+        # When given: the resource URLs whose `<url>/.default` scope this service accepts (others → AADSTS500011).
+        self.resources = resources
 
     def issue(self, client_id: str, secret: str) -> str | None:
         client = self.clients.get(client_id)
@@ -72,9 +79,18 @@ class Identity:
         form = await request.form()
         if form.get("grant_type") != "client_credentials":
             return _aad_error(400, "unsupported_grant_type", "AADSTS70003: only client_credentials is supported.")
-        if not form.get("scope"):
+        scope = str(form.get("scope") or "")
+        if not scope:
             return _aad_error(400, "invalid_request", "AADSTS90014: The required field 'scope' is missing.")
-        token = self.issue(str(form.get("client_id", "")), str(form.get("client_secret", "")))
+        if self.resources is not None and _resource(scope) not in {_resource(r) for r in self.resources(request)}:
+            return _aad_error(400, "invalid_resource", f"AADSTS500011: The resource principal named "
+                              f"{scope.removesuffix('/.default')} was not found in the tenant.")
+        credentials = _client_credentials(request.headers.get("authorization"), form.get("client_id"),
+                                          form.get("client_secret"))
+        if credentials is None:
+            return _aad_error(401, "invalid_client", "AADSTS7000216: Exactly one of client_secret_post or "
+                              "client_secret_basic authentication is required.")
+        token = self.issue(*credentials)
         if token is None:
             return _aad_error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
         return JSONResponse({"token_type": "Bearer", "expires_in": TOKEN_LIFETIME_S,
@@ -87,7 +103,7 @@ class Identity:
             "token_endpoint": f"{base}/{tenant}/oauth2/v2.0/token",
             "authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/authorize",
             "issuer": f"{base}/{tenant}/v2.0",
-            "token_endpoint_auth_methods_supported": ["client_secret_post"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
         })
 
     async def _discovery(self, request: Request) -> JSONResponse:
@@ -101,3 +117,29 @@ class Identity:
 
 def _aad_error(status: int, error: str, description: str) -> JSONResponse:
     return JSONResponse({"error": error, "error_description": description}, status_code=status)
+
+
+def _resource(scope: str) -> str:
+    """`https://host/.default`, `https://host//.default` and `https://HOST` name one resource."""
+    return scope.strip().removesuffix(".default").rstrip("/").lower()
+
+
+def _client_credentials(authorization: str | None, form_id: object, form_secret: object) -> tuple[str, str] | None:
+    """(client id, secret) from exactly one method: HTTP Basic (RFC 6749 §2.3.1: each part form-urlencoded,
+    then base64) or `client_secret_post` form fields. Both at once, or neither, is refused."""
+    basic = None
+    if authorization and authorization[:6].lower() == "basic ":
+        try:
+            raw = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        user, sep, password = raw.partition(":")
+        if not sep:
+            return None
+        basic = (unquote_plus(user), unquote_plus(password))
+    post = (str(form_id), str(form_secret)) if form_secret is not None else None
+    if (basic is None) == (post is None):
+        return None
+    if basic is not None and form_id is not None and str(form_id) != basic[0]:
+        return None  # a client_id field naming another client than the Basic credentials
+    return basic or post

@@ -12,10 +12,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from emulators.common.faults import FaultInjector
-from emulators.dataverse.api import ApiRequest, ApiResponse, error_response, handle, parse_prefer
-from emulators.dataverse.core import API_PREFIX, Emulator
-from emulators.dataverse.errors import BAD_PAYLOAD, DataverseError
-from emulators.dataverse.multipart import (
+from emulators.common.multipart import (
     MultipartError,
     Part,
     boundary_of,
@@ -25,6 +22,9 @@ from emulators.dataverse.multipart import (
     response_part,
     split_parts,
 )
+from emulators.dataverse.api import ApiRequest, ApiResponse, error_response, handle, parse_prefer
+from emulators.dataverse.core import API_PREFIX, Emulator
+from emulators.dataverse.errors import BAD_PAYLOAD, DataverseError
 
 
 class _ChangeSetFailed(Exception):

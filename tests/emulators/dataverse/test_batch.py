@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from emulators.dataverse.core import Emulator
-from emulators.dataverse.multipart import (
+from emulators.common.multipart import (
     MultipartError,
     boundary_of,
     multipart,
@@ -19,6 +18,7 @@ from emulators.dataverse.multipart import (
     response_part,
     split_parts,
 )
+from emulators.dataverse.core import Emulator
 from tests.emulators.dataverse.conftest import API, BASE
 
 
