@@ -99,3 +99,24 @@ def test_http_status_error_is_classified_by_its_response() -> None:
     response.request = request
     error = httpx.HTTPStatusError("conflict", request=request, response=response)
     assert classify(error).outcome is Outcome.CONFLICT
+
+
+def _fo_error(status: int, kind: str, message: str) -> httpx.Response:
+    return httpx.Response(status, json={"error": {"code": "", "message": "An error has occurred.", "innererror": {
+        "message": message, "type": f"Microsoft.Dynamics.Platform.Integration.Services.OData.{kind}",
+        "stacktrace": ""}}})
+
+
+@pytest.mark.parametrize("status", [400, 500])
+def test_fo_refusals_are_permanent_whatever_the_status(status: int) -> None:
+    # F&O's outer message never says anything; the inner exception does, and some versions send it with a 500.
+    verdict = classify(_fo_error(status, "AxODataWriteException", "Write failed for table row of type "
+                                 "'CustCustomerV3Entity'. Infolog: Warning: Field 'Customer group' must be filled in."))
+    assert verdict.outcome is Outcome.PERMANENT
+    assert verdict.code == "AxODataWriteException" and "Customer group" in (verdict.message or "")
+
+
+def test_fo_server_trouble_and_conflicts_keep_their_status_meaning() -> None:
+    assert classify(_fo_error(500, "NullReferenceException", "boom")).outcome is Outcome.RETRY
+    assert classify(_fo_error(412, "AxODataWriteException", "changed by another user")).outcome is Outcome.CONFLICT
+    assert classify(_fo_error(404, "AxODataWriteException", "not found")).outcome is Outcome.NOT_FOUND

@@ -79,3 +79,18 @@ def test_account_url_replaces_the_connection_string(env: pytest.MonkeyPatch) -> 
     env.delenv("DUALSYNC_STORAGE__CONNECTION_STRING")
     env.setenv("DUALSYNC_STORAGE__ACCOUNT_URL", "https://acct.table.core.windows.net")
     assert isinstance(load_settings(), Settings)
+
+
+def test_finance_operations_needs_its_environment_url_not_a_company(env: pytest.MonkeyPatch) -> None:
+    for name, value in REQUIRED.items():
+        if name != "DUALSYNC_ERP__COMPANY_ID":
+            env.setenv(name, value)
+    env.setenv("DUALSYNC_ERP__KIND", "finance_operations")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert [var for var, _ in caught.value.problems] == ["DUALSYNC_ERP__BASE_URL"]
+    env.setenv("DUALSYNC_ERP__BASE_URL", "https://contoso.operations.dynamics.com/")
+    env.setenv("DUALSYNC_ERP__MAX_CONCURRENCY", "20")  # more than BC's 5 is fine for F&O
+    erp = load_settings().erp
+    assert erp.effective_scope == "https://contoso.operations.dynamics.com/.default"
+    assert erp.max_concurrency == 20
