@@ -87,10 +87,11 @@ def test_keyset_resumes_after_a_composite_key() -> None:
 
 
 def test_guid_keysets_stay_bare() -> None:
-    from tests.support.connectors import DV_URL
     from shared.connectors.dataverse import DataverseConnector
+    from tests.support.connectors import DV_URL
     http = httpx.AsyncClient()
-    dv = DataverseConnector(http, ClientSecretCredential("t", "c", "s", http=http, authority=DV_URL), base_url=DV_URL)
+    credential = ClientSecretCredential("t", "c", "s", http=http, authority=DV_URL)
+    dv = DataverseConnector(http, credential, base_url=DV_URL)
     rid = str(uuid.uuid4())
     assert dv.keyset("accounts", rid) == ("accountid asc", f"accountid gt {rid}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from typing import Any
@@ -89,10 +90,8 @@ def test_a_legal_entity_outside_the_synced_ones_is_refused() -> None:
                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
                                                                                 max_size=4), max_leaves=30))
 def test_any_json_is_a_notice_or_a_clear_refusal(doc: Any) -> None:
-    try:
+    with contextlib.suppress(NoticeError):  # anything else (TypeError, KeyError…) fails the test
         parse(json.dumps(doc).encode())
-    except NoticeError:
-        pass
 
 
 def test_not_json_is_refused() -> None:
