@@ -14,10 +14,13 @@ from emulators.business_central import BusinessCentralSettings
 from emulators.business_central import create_app as create_bc
 from emulators.dataverse import DataverseSettings
 from emulators.dataverse import create_app as create_dv
+from emulators.finance_operations import FinanceOperationsSettings
+from emulators.finance_operations import create_app as create_fo
 from shared.connectors.business_central import BusinessCentralConnector
 from shared.connectors.dataverse import DataverseConnector
+from shared.connectors.finance_operations import FinanceOperationsConnector
 from shared.http.limits import ConcurrencyLimiter
-from tests.support.connectors import Sent, make_bc, make_dv
+from tests.support.connectors import Sent, make_bc, make_dv, make_fo
 
 
 @pytest.fixture
@@ -64,3 +67,21 @@ def bc(bc_http: httpx.AsyncClient, bc_app: Starlette, limiter: ConcurrencyLimite
 @pytest.fixture
 def dv(dv_http: httpx.AsyncClient, dv_app: Starlette, limiter: ConcurrencyLimiter) -> DataverseConnector:
     return make_dv(dv_http, dv_app, limiter=limiter)
+
+
+@pytest.fixture
+async def fo_app() -> AsyncIterator[Starlette]:
+    app = create_fo(FinanceOperationsSettings(records=12, seed=3, event_delay_ms=0))
+    yield app
+    await app.state.emulator.events.aclose()
+
+
+@pytest.fixture
+async def fo_http(fo_app: Starlette, sent: Sent) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fo_app), event_hooks={"request": [sent]}) as http:
+        yield http
+
+
+@pytest.fixture
+def fo(fo_http: httpx.AsyncClient, fo_app: Starlette, limiter: ConcurrencyLimiter) -> FinanceOperationsConnector:
+    return make_fo(fo_http, fo_app, limiter=limiter)

@@ -10,13 +10,16 @@ from starlette.applications import Starlette
 
 from emulators.business_central import BusinessCentralSettings
 from emulators.dataverse import DataverseSettings
+from emulators.finance_operations import FinanceOperationsSettings
 from shared.connectors.business_central import BusinessCentralConnector
 from shared.connectors.dataverse import DataverseConnector
+from shared.connectors.finance_operations import FinanceOperationsConnector
 from shared.http.auth import ClientSecretCredential
 from shared.http.retry import RetryExecutor, RetryPolicy
 
 BC_URL = "http://bc.test"
 DV_URL = "http://dv.test"
+FO_URL = "http://fo.test"
 CLIENT_ID = "dualsync-integration"
 SECRET = "dualsync-integration-secret"
 FAST = RetryPolicy(max_attempts=8, max_elapsed=20.0, base_delay=0.01, max_delay=0.05, rate_limit_base=0.05)
@@ -53,6 +56,13 @@ def make_dv(http: httpx.AsyncClient, app: Starlette, base: str = DV_URL, **kwarg
     credential = ClientSecretCredential(settings.tenant_id, CLIENT_ID, SECRET, http=http, authority=base)
     kwargs.setdefault("retry", RetryExecutor(FAST))
     return DataverseConnector(http, credential, base_url=base, **kwargs)
+
+
+def make_fo(http: httpx.AsyncClient, app: Starlette, base: str = FO_URL, **kwargs: Any) -> FinanceOperationsConnector:
+    settings: FinanceOperationsSettings = app.state.emulator.settings
+    credential = ClientSecretCredential(settings.tenant_id, CLIENT_ID, SECRET, http=http, authority=base)
+    kwargs.setdefault("retry", RetryExecutor(FAST))
+    return FinanceOperationsConnector(http, credential, base_url=base, **kwargs)
 
 
 async def configure(http: httpx.AsyncClient, base: str, **config: Any) -> None:
