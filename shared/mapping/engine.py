@@ -30,7 +30,9 @@ def is_empty(value: Any) -> bool:
 class LookupRequest:
     """A lookup the caller must resolve before the payload is complete: find the record of `mapping`
     whose `by` field (its primary key when None) on `source_side` equals `value`, follow its coupling,
-    and pass the counterpart's id (or its `target_by` field) as `resolved[field]`."""
+    and pass the counterpart's id (or its `target_by` field) as `resolved[field]`. `company`: the source
+    record's company (as it holds it) when both mappings are company-specific, so a search by `by` stays
+    within that company (customer group '10' exists once per legal entity)."""
 
     field: str  # the target-side field name in the pack, the key of `resolved`
     mapping: str
@@ -38,6 +40,7 @@ class LookupRequest:
     value: Any
     by: str | None
     target_by: str | None
+    company: Any = None
 
 
 @dataclass
@@ -184,9 +187,8 @@ def _map_lookup(mapping: TableMapping, f: FieldMapping, record: Mapping[str, Any
             result.payload[key] = value
         return
     if resolved is None or target_name not in resolved:
-        result.lookups.append(
-            LookupRequest(target_name, f.lookup.mapping, source, raw, f.lookup.by(source), f.lookup.by(target))
-        )
+        result.lookups.append(LookupRequest(target_name, f.lookup.mapping, source, raw, f.lookup.by(source),
+                                            f.lookup.by(target), _company_of(mapping, f, record, source)))
         return
     if is_empty(resolved[target_name]):
         result.errors.append(_error(
@@ -195,6 +197,16 @@ def _map_lookup(mapping: TableMapping, f: FieldMapping, record: Mapping[str, Any
         return
     key, value = lookup_write(mapping, f, target, resolved[target_name])
     result.payload[key] = value
+
+
+def _company_of(mapping: TableMapping, f: FieldMapping, record: Mapping[str, Any], source: Side) -> Any:
+    """The record's company for a lookup from one company-specific mapping to another (else None)."""
+    scope = mapping.company
+    target = mapping.lookup_target(f)
+    if scope is None or f is scope.field or target is None or target.company is None:
+        return None
+    value = record.get(read_name(mapping, scope.field, source) or "")
+    return None if is_empty(value) else value
 
 
 def _error(mapping: TableMapping, f: FieldMapping, message: str) -> FieldError:

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from shared.connectors import AlreadyExists, ConnectorError, Record
 from shared.mapping import Direction, Side, TableMapping, field_values
 from shared.state import AlreadyCoupled, ConcurrentUpdate, Coupling
+from shared.sync import keys
 from shared.sync import record as rec
 from shared.sync.context import RunContext
 from shared.sync.errors import RetryLater
 from shared.sync.expected import expected_for, full_payload
-from shared.sync.lookups import odata_literal
 from shared.sync.outcome import Outcome, SyncResult
 from shared.sync.wire import for_wire
 
@@ -131,13 +131,14 @@ async def _release(engine: SyncEngine, coupling: Coupling) -> None:
 
 async def find_by_natural_key(engine: SyncEngine, mapping: TableMapping, side: Side,
                               payload: Mapping[str, Any]) -> Record | None:
-    """The one uncoupled `side` record whose natural key equals the payload's, if the mapping has a key."""
-    keys = mapping.entity(side).natural_key
-    if not keys or any(payload.get(k) in (None, "") for k in keys):
+    """The one uncoupled `side` record whose natural key equals the payload's, if the mapping has a key. A
+    company-specific mapping's key starts with the company, so a record of another company never answers."""
+    key = keys.natural_key(mapping, side, payload)
+    if key is None:
         return None
-    text = " and ".join(f"{k} eq {odata_literal(payload[k])}" for k in keys)
     found: list[Record] = []
-    async for page in engine.connector(side).list(mapping.entity(side).entity, filter=text, page_size=2):
+    async for page in engine.connector(side).list(mapping.entity(side).entity, filter=keys.key_filter(key),
+                                                  page_size=2):
         found.extend(page)
     if len(found) != 1:
         return None

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from shared.connectors import Record
 from shared.mapping import Direction, Side, TableMapping, dependency_order, matches, source_filter
 from shared.state import AlreadyCoupled, Coupling, Job
-from shared.sync import full_create, match
+from shared.sync import companies, full_create, match
 from shared.sync.checkpoint import Checkpoint, CheckpointStore
 from shared.sync.context import RunContext
 from shared.sync.modified import source_sides
@@ -50,7 +50,7 @@ class FullOptions:
 
 @dataclass(frozen=True)
 class Planned:
-    action: str  # create / couple / update / unchanged / ambiguous / no match / failed
+    action: str  # create / couple / update / unchanged / ambiguous / no match / failed / ignored
     source_id: str
     target_id: str | None = None
     message: str | None = None
@@ -143,6 +143,20 @@ async def _page(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow
                 options: FullOptions, run: FullRun, earlier: set[str], claimed: set[str]) -> list[SyncResult]:
     source, limit = flow.source, engine.options.concurrency
     records = [r for r in page if matches(mapping, r.values, source)]
+    results: list[SyncResult] = []
+    if mapping.company is not None and source is Side.CRM:
+        # CRM records of a company this deployment does not sync (or of no coupled company) are reported, not
+        # matched or created; the ERP side's `$filter` already leaves other companies out.
+        reasons = await match.bounded(limit, (companies.outside(engine, ctx, mapping, source, r.values)
+                                              for r in records))
+        for r, why in zip(records, reasons, strict=True):
+            if why is None:
+                continue
+            if options.dry_run:
+                _plan(run, options, "ignored", r.id, None, why)
+            else:
+                results.append(SyncResult(mapping.name, flow, r.id, Outcome.IGNORED, message=f"not synced: {why}"))
+        records = [r for r, why in zip(records, reasons, strict=True) if why is None]
     known = await engine.state.couplings.find_couplings(mapping.name, source, [r.id for r in records])
     found = [known.get(r.id) for r in records]
     coupled: list[tuple[Record, Coupling]] = []
@@ -155,7 +169,6 @@ async def _page(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow
             resumed.append(full_create.Prepared(r, {}, c))  # left by an interrupted run of this full sync
         else:
             coupled.append((r, c))  # complete, or another worker's reservation: the per-record path waits
-    results: list[SyncResult] = []
     if options.dry_run:
         for r, c in coupled:
             changed = c.pending or r.etag is None or r.etag != c.etag(source) or not succeeded(c)

@@ -27,7 +27,7 @@ from shared.connectors import (
 )
 from shared.mapping import Direction, TableMapping, field_values
 from shared.state import AlreadyCoupled, ConcurrentUpdate, Coupling
-from shared.sync import create
+from shared.sync import create, keys
 from shared.sync import record as rec
 from shared.sync.context import RunContext
 from shared.sync.errors import SyncFailure
@@ -84,11 +84,12 @@ def write_op(engine: SyncEngine, mapping: TableMapping, flow: Direction, item: P
     target = flow.target
     entity = mapping.entity(target).entity
     wire = for_wire(engine.pack.systems.get(target), item.payload, None)
-    keys = mapping.entity(target).natural_key
-    if engine.connector(target).supports_upsert and keys and all(item.payload.get(k) not in (None, "") for k in keys):
-        body = {k: v for k, v in wire.items() if k not in keys}
-        return WriteOp("upsert", entity, body, key={k: item.payload[k] for k in keys}, upsert_mode="create_only",
-                       ref=item.record.id)
+    key = keys.natural_key(mapping, target, item.payload) if engine.connector(target).supports_upsert else None
+    if key is not None:
+        # A lookup part (the company) names itself in the key segment (`_msdyn_company_value=<id>`); its
+        # `@odata.bind` stays in the body, plain key attributes leave it.
+        body = {k: v for k, v in wire.items() if k not in key}
+        return WriteOp("upsert", entity, body, key=key, upsert_mode="create_only", ref=item.record.id)
     return WriteOp("create", entity, wire, ref=item.record.id)
 
 

@@ -4,10 +4,11 @@ failing with a clear "dependency not coupled" error. A dangling lookup is never 
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from shared.connectors import NotFound
-from shared.mapping import Direction, LookupRequest, Side, TableMapping, map_record
+from shared.mapping import Direction, LookupRequest, Side, TableMapping, map_record, read_name
 from shared.sync.context import RunContext
 from shared.sync.errors import DependencyNotCoupled, RetryLater
 
@@ -28,10 +29,19 @@ def odata_literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def _guid(value: Any) -> str:
+    """A lookup id as a bare GUID literal; anything else quoted (the service then says what is wrong)."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return odata_literal(value)
+
+
 async def resolve(engine: SyncEngine, ctx: RunContext, request: LookupRequest) -> Any:
     """The target-side value for `request` (an id, a code, or an option value; `BLANK` for no option).
     Raises DependencyNotCoupled naming the mapping, the side and the value."""
-    cache_key = (request.mapping, request.source_side, request.by, request.target_by, str(request.value))
+    cache_key = (request.mapping, request.source_side, request.by, request.target_by, str(request.value),
+                 str(request.company))
     if cache_key in ctx.lookup_cache:
         return ctx.lookup_cache[cache_key]
     dep = engine.pack.mapping(request.mapping)
@@ -49,8 +59,13 @@ async def _find_referenced(engine: SyncEngine, dep: TableMapping, request: Looku
     if request.by is None:
         return str(request.value)
     entity = dep.entity(side).entity
-    async for page in engine.connector(side).list(entity, filter=f"{request.by} eq {odata_literal(request.value)}",
-                                                  page_size=2):
+    text = f"{request.by} eq {odata_literal(request.value)}"
+    if request.company is not None and dep.company is not None:
+        # Within the referring record's company: the same code exists once per company.
+        attribute = read_name(dep, dep.company.field, side) or dep.company.name(side)
+        company = odata_literal(request.company) if side is Side.ERP else _guid(request.company)
+        text += f" and {attribute} eq {company}"
+    async for page in engine.connector(side).list(entity, filter=text, page_size=2):
         if len(page) > 1:
             raise DependencyNotCoupled(f"lookup to '{dep.name}': more than one {side.value} {entity} record has "
                                        f"{request.by} = {request.value!r}")

@@ -1,6 +1,7 @@
 """`sync_record` for one record: read the source now, then bring its pair in step (level-triggered).
 
-The flow (ARCHITECTURE.md): integration-user echo → filter → coupling (wait for or take over a pending
+The flow (ARCHITECTURE.md): integration-user echo → company (a company-specific record of a company this
+deployment does not sync is ignored, with the reason) → filter → coupling (wait for or take over a pending
 reservation) → create the counterpart idempotently, or read the counterpart and run the per-field three-way
 merge against the coupling's snapshot → write with If-Match → store the new snapshot. A record or coupling
 that changed under us is re-read and decided again; failures become results (and error records).
@@ -24,7 +25,7 @@ from shared.connectors import (
 )
 from shared.mapping import Direction, Side, Snapshot, TableMapping, field_values, matches, read_name
 from shared.state import ConcurrentUpdate, Coupling
-from shared.sync import create, deletes
+from shared.sync import companies, create, deletes
 from shared.sync.context import RunContext
 from shared.sync.errors import SyncFailure, UpdateConflict
 from shared.sync.expected import expected_for
@@ -115,6 +116,8 @@ async def _reconcile(engine: SyncEngine, ctx: RunContext, mapping: TableMapping,
     if not ctx.force and engine.options.is_integration_user(source, record.modified_by):
         return SyncResult(mapping.name, flow, source_id, Outcome.UNCHANGED,
                           message="last changed by the integration user: an echo of our own write")
+    if (why := await companies.outside(engine, ctx, mapping, source, record.values)) is not None:
+        return SyncResult(mapping.name, flow, source_id, Outcome.IGNORED, message=f"not synced: {why}")
     if not matches(mapping, record.values, source):
         return SyncResult(mapping.name, flow, source_id, Outcome.IGNORED, message="outside the mapping's filter")
     couplings = engine.state.couplings
