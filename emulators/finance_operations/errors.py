@@ -42,7 +42,7 @@ def write_failed(table: str, *infolog: str) -> FOError:
     """A validation failure as the OData write path reports the infolog (status 400; unconfirmed: older
     versions answer 500 for the same)."""
     lines = "; ".join(infolog)
-    return FOError(400, f"Write failed for table row of type '{table}'. Infolog: {lines}.", WRITE_FAILED)
+    return FOError(400, f"Write failed for table row of type '{table}'. Infolog: {lines}", WRITE_FAILED)
 
 
 def no_resource(url: str) -> FOError:

@@ -18,7 +18,7 @@ from emulators.finance_operations.core import Emulator
 from emulators.finance_operations.errors import ODATA, FOError, bad_property, write_failed
 from emulators.finance_operations.schema import ENUMS, NAMESPACE, EntityDef, Prop, enum_member
 
-VALIDATION_FAILED = "Error: Validation failed."
+VALIDATION_FAILED = "Error: Validation failed."  # the last infolog line ends the message
 
 
 def load_json(body: bytes) -> dict[str, Any]:
