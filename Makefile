@@ -37,6 +37,7 @@ demo: $(STAMP) $(AZURITE)
 bench: $(STAMP) $(AZURITE)
 	$(PY) -m bench.emulator_business_central
 	$(PY) -m bench.emulator_dataverse
+	$(PY) -m bench.emulator_finance_operations
 	$(PY) -m bench.full_sync
 
 # Static security analysis of infra/ (Bicep). checkov pins many packages, so it gets its own venv, never .venv.
