@@ -5,6 +5,8 @@
   and asynchronous post-operation steps (stage 40, mode 1) for Create, Update and Delete of its table.
 - Business Central: the Function App's own subscription timer creates the subscriptions (with the
   validation handshake answered by the running webhook functions); `bc_subscriptions` lists what BC holds.
+- Finance and Operations: an endpoint per data entity the pack syncs from, with its Create / Update / Delete
+  data events activated in every legal entity (`register_fo_events`).
 """
 
 from __future__ import annotations
@@ -75,3 +77,36 @@ async def bc_subscriptions(bc: httpx.AsyncClient) -> list[dict[str, Any]]:
     r = await bc.get("subscriptions")
     r.raise_for_status()
     return list(r.json().get("value") or [])
+
+
+@dataclass(frozen=True)
+class DataEventHook:
+    """One F&O endpoint (the URL carries the key as `?code=`, as F&O keeps it in Key Vault) and its activation."""
+
+    entity: str
+    url: str
+    endpoint_id: str
+    activation_id: str
+
+
+async def register_fo_events(http: httpx.AsyncClient, fo_url: str, pack: Pack, functions_url: str,
+                             key: str) -> list[DataEventHook]:
+    """Activate Create/Update/Delete data events for every F&O entity the pack syncs from, each sent to its own
+    endpoint `<functions>/api/webhooks/finance_operations/<entity set>?code=<key>`. The data event catalog is
+    configured in F&O's UI (System administration > Business events); the emulator offers it under `/_admin`."""
+    hooks = []
+    for source in webhook_sources(pack):
+        if source.system is not System.FINANCE_OPERATIONS:
+            continue
+        url = f"{functions_url}/api/webhooks/finance_operations/{source.entity}"
+        r = await http.post(f"{fo_url}/_admin/dataevents/endpoints",
+                            json={"name": f"dualsync {source.entity}", "url": f"{url}?code={key}"})
+        r.raise_for_status()
+        endpoint = r.json()["id"]
+        r = await http.post(f"{fo_url}/_admin/dataevents/activations",
+                            json={"entity": source.entity, "events": list(MESSAGES), "legal_entity": None,
+                                  "endpoint": endpoint})
+        if r.status_code != 201:
+            raise RuntimeError(f"F&O refused to activate data events of {source.entity}: {r.status_code} {r.text}")
+        hooks.append(DataEventHook(source.entity, url, endpoint, r.json()["id"]))
+    return hooks

@@ -1,12 +1,13 @@
 """`Sandbox`: start the whole local stack, register the webhooks, act as people, drive the admin API, and stop
 everything it started (also when the body raises or is interrupted).
 
-Started, in order: Azurite (Table storage, a child process), the Business Central and Dataverse emulators and
-the local Functions host (each a uvicorn server on 127.0.0.1 in a thread of its own). The host serves the
-Function App built from the pack (`function_app.build_app`), with settings pointing at the emulators and
-webhook secrets generated for this run. Then the webhooks are registered: Dataverse service endpoints and
-steps through the Web API, and BC subscriptions by firing the app's own subscription timer (BC runs the
-validation handshake against the running webhook function).
+Started, in order: Azurite (Table storage, a child process), the ERP emulator the pack was written for
+(Business Central, or Finance and Operations), the Dataverse emulator and the local Functions host (each a
+uvicorn server on 127.0.0.1 in a thread of its own). The host serves the Function App built from the pack
+(`function_app.build_app`), with settings pointing at the emulators and webhook secrets generated for this
+run. Then the webhooks are registered: Dataverse service endpoints and steps through the Web API; BC
+subscriptions by firing the app's own subscription timer (BC runs the validation handshake against the
+running webhook function), or F&O data events activated for each entity, sent to its webhook function.
 
 The serving loop of the host is not the caller's: `fire` and `settle` hop onto it.
 """
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -32,19 +34,28 @@ from emulators.business_central import create_app as create_bc
 from emulators.common.server import BackgroundServer, free_port
 from emulators.dataverse import DataverseSettings
 from emulators.dataverse import create_app as create_dv
+from emulators.finance_operations import FinanceOperationsSettings
+from emulators.finance_operations import create_app as create_fo
 from emulators.functions_host import InProcessQueue, LocalHost
 from emulators.sandbox.azurite import Azurite
-from emulators.sandbox.register import DataverseHook, bc_subscriptions, register_dataverse
+from emulators.sandbox.register import (
+    DataEventHook,
+    DataverseHook,
+    bc_subscriptions,
+    register_dataverse,
+    register_fo_events,
+)
 from emulators.sandbox.settings import INTEGRATION_CLIENT, INTEGRATION_SECRET, stack_settings
 from function_app import ROOT, build_app
 from shared.app_runtime import AppRuntime
 from shared.http.auth import BearerAuth, ClientSecretCredential
-from shared.mapping import load_pack
+from shared.mapping import System, load_pack
 from shared.settings import Settings
 
 T = TypeVar("T")
 BC_PERSON = "bc-user-annie"    # a Business Central user (not the integration user)
 DV_PERSON = "dv-sales-anna"    # a Dataverse salesperson
+FO_PERSON = "fo-user-ava"      # a Finance and Operations user
 SUBSCRIPTION_TIMER = "timer_bc_subscriptions"
 LOGGERS = ("shared", "functions", "dualsync")  # where the app's processor, intake and engine log
 
@@ -83,12 +94,19 @@ class Sandbox:
     def __init__(self, *, records: int = 10, seed: int = 1, notification_delay_ms: float = 1000.0,
                  dataverse_delay_ms: float = 200.0, latency_ms: float = 0.0,
                  pack: str | Path = "templates/bc-sales.yaml", run_timers: bool = False,
-                 register_webhooks: bool = True) -> None:
+                 register_webhooks: bool = True, event_delay_ms: float = 100.0) -> None:
         self.pack_path = Path(pack) if Path(pack).is_absolute() else ROOT / pack
         self.pack = load_pack(self.pack_path)
         faults = {"latency_ms": latency_ms}
-        self.bc_app = create_bc(BusinessCentralSettings(records=records, seed=seed, faults=faults,
-                                                        notification_delay_ms=notification_delay_ms))
+        # The ERP the pack was written for: Business Central, or Finance and Operations (data events).
+        self.bc_app: Any = None
+        self.fo_app: Any = None
+        if self.pack.systems.erp is System.FINANCE_OPERATIONS:
+            self.fo_app = create_fo(FinanceOperationsSettings(records=records, seed=seed, faults=faults,
+                                                              event_delay_ms=event_delay_ms))
+        else:
+            self.bc_app = create_bc(BusinessCentralSettings(records=records, seed=seed, faults=faults,
+                                                            notification_delay_ms=notification_delay_ms))
         self.dv_app = create_dv(DataverseSettings(records=records, seed=seed, faults=faults,
                                                   webhook_delay_ms=dataverse_delay_ms))
         self.run_timers = run_timers
@@ -96,6 +114,8 @@ class Sandbox:
         # Per-run secrets: nothing fixed to leak, and two sandboxes never accept each other's webhooks.
         self.bc_client_state = secrets.token_urlsafe(24)
         self.dataverse_key = secrets.token_urlsafe(24)
+        self.fo_key = secrets.token_urlsafe(24)
+        self.fo_hooks: list[DataEventHook] = []
         self.function_key = secrets.token_urlsafe(24)
         self.table_prefix = "sb" + uuid.uuid4().hex[:10]
         self.events: list[Event] = []
@@ -123,29 +143,37 @@ class Sandbox:
     async def _start(self) -> None:
         self._capture_logs()
         azurite = self._stack.enter_context(Azurite())
-        bc = self._stack.enter_context(BackgroundServer(self.bc_app))
+        erp_app = self.fo_app if self.fo_app is not None else self.bc_app
+        erp = self._stack.enter_context(BackgroundServer(erp_app))
         dv = self._stack.enter_context(BackgroundServer(self.dv_app))
-        self.bc_url, self.dv_url = bc.url, dv.url
+        self.erp_url, self.dv_url = erp.url, dv.url
+        self.bc_url = erp.url if self.bc_app is not None else None
+        self.fo_url = erp.url if self.fo_app is not None else None
         port = free_port()
         self.functions_url = f"http://127.0.0.1:{port}"
         self.settings: Settings = stack_settings(
-            bc.url, dv.url, self.bc_app, self.dv_app, azurite.connection_string, self.table_prefix,
-            bc_client_state=self.bc_client_state, dataverse_key=self.dataverse_key,
+            erp.url, dv.url, erp_app, self.dv_app, azurite.connection_string, self.table_prefix,
+            bc_client_state=self.bc_client_state, dataverse_key=self.dataverse_key, fo_key=self.fo_key,
             public_url=self.functions_url, pack_path=self.pack_path)
         self.host = LocalHost(build_app(self.pack), runtime=self._runtime, run_timers=self.run_timers,
                               function_key=self.function_key)
         self._stack.enter_context(BackgroundServer(self.host.asgi(), port=port))
         self.http = httpx.AsyncClient(timeout=60)
-        self.bc_api, self.dv_api = self._api_clients()
+        self.erp_api, self.dv_api = self._api_clients()
         if self._register_at_start:
             await self.register_webhooks()
 
     async def register_webhooks(self) -> None:
-        """Dataverse endpoints + steps, then BC subscriptions through the app's timer (real handshake)."""
+        """Dataverse endpoints + steps, then BC subscriptions through the app's timer (real handshake), or F&O's
+        data events activated for every entity the pack syncs from."""
         self.dataverse_hooks = await register_dataverse(self.dv_api, self.pack, self.functions_url,
                                                         self.dataverse_key)
+        if self.fo_url is not None:
+            self.fo_hooks = await register_fo_events(self.http, self.fo_url, self.pack, self.functions_url,
+                                                     self.fo_key)
+            return
         await self.fire(SUBSCRIPTION_TIMER)
-        self.subscriptions = await bc_subscriptions(self.bc_api)
+        self.subscriptions = await bc_subscriptions(self.erp_api)
         wanted = {s.entity for s in _bc_sources(self)}
         held = {s["resource"].rsplit("/", 1)[-1] for s in self.subscriptions}
         # BC refuses some entity sets (document lines, for one); the app's timer logs those and carries on,
@@ -161,21 +189,23 @@ class Sandbox:
         return AppRuntime(settings=self.settings, pack=self.pack, sender=host.sender())
 
     def _api_clients(self) -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
-        """Clients of both APIs as the integration client (the operator registering webhooks uses it too)."""
+        """Clients of both APIs as the integration client (the operator registering webhooks uses it too): the
+        ERP's API root (BC API v2.0, or F&O's `/data/`) and Dataverse's Web API root."""
         erp, crm = self.settings.erp, self.settings.crm
-        bc_cred = ClientSecretCredential(erp.tenant_id, INTEGRATION_CLIENT, INTEGRATION_SECRET, http=self.http,
-                                         authority=self.bc_url)
+        erp_cred = ClientSecretCredential(erp.tenant_id, INTEGRATION_CLIENT, INTEGRATION_SECRET, http=self.http,
+                                          authority=self.erp_url)
         dv_cred = ClientSecretCredential(crm.tenant_id, INTEGRATION_CLIENT, INTEGRATION_SECRET, http=self.http,
                                          authority=self.dv_url)
-        bc = httpx.AsyncClient(base_url=f"{self.bc_url}/v2.0/{erp.tenant_id}/{erp.environment}/api/v2.0/",
-                               timeout=60, auth=BearerAuth(bc_cred, "https://api.businesscentral.dynamics.com/.default"))
+        root = (f"{self.fo_url}/data/" if self.fo_url is not None
+                else f"{self.bc_url}/v2.0/{erp.tenant_id}/{erp.environment}/api/v2.0/")
+        erp_api = httpx.AsyncClient(base_url=root, timeout=60, auth=BearerAuth(erp_cred, erp.effective_scope))
         dv = httpx.AsyncClient(base_url=f"{self.dv_url}/api/data/v9.2/", timeout=60,
                                headers={"OData-MaxVersion": "4.0", "OData-Version": "4.0"},
                                auth=BearerAuth(dv_cred, f"{self.dv_url}/.default"))
-        return bc, dv
+        return erp_api, dv
 
     async def _stop(self) -> None:
-        for client in ("bc_api", "dv_api", "http"):
+        for client in ("erp_api", "dv_api", "http"):
             if (c := getattr(self, client, None)) is not None:
                 await c.aclose()
         # Off the loop: stopping a server joins its thread, which must not block the caller's loop forever.
@@ -260,6 +290,22 @@ class Sandbox:
 
     async def dv_create(self, table: str, values: dict[str, Any], *, who: str = DV_PERSON) -> dict[str, Any]:
         return await self._admin("POST", f"{self.dv_url}/_admin/tables/{table}", who, values)
+
+    # F&O rows are addressed by their key predicate, e.g. `dataAreaId='usmf',CustomerAccount='US-001'`.
+    async def fo_rows(self, table: str) -> list[dict[str, Any]]:
+        return (await self._admin("GET", f"{self.fo_url}/_admin/tables/{table}"))["value"]
+
+    async def fo_row(self, table: str, key: str) -> dict[str, Any]:
+        return await self._admin("GET", f"{self.fo_url}/_admin/tables/{table}/{quote(key, safe='')}")
+
+    async def fo_edit(self, table: str, key: str, values: dict[str, Any], *, who: str = FO_PERSON) -> dict[str, Any]:
+        return await self._admin("PATCH", f"{self.fo_url}/_admin/tables/{table}/{quote(key, safe='')}", who, values)
+
+    async def fo_create(self, table: str, values: dict[str, Any], *, who: str = FO_PERSON) -> dict[str, Any]:
+        return await self._admin("POST", f"{self.fo_url}/_admin/tables/{table}", who, values)
+
+    async def fo_delete(self, table: str, key: str, *, who: str = FO_PERSON) -> None:
+        await self._admin("DELETE", f"{self.fo_url}/_admin/tables/{table}/{quote(key, safe='')}", who)
 
 
 def _bc_sources(sb: Sandbox) -> list[Any]:
