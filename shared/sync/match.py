@@ -7,7 +7,10 @@ Rules, as Business Central applies them:
 - blanks never match: a group in which the source record (or a candidate) has a blank field is skipped;
 - only a *unique*, *uncoupled* counterpart is taken: two candidates, or two source records wanting the same
   counterpart, are reported as ambiguous and coupled to nothing;
-- the source value is compared after mapping (transforms, value maps), i.e. as the target would hold it.
+- the source value is compared after mapping (transforms, value maps), i.e. as the target would hold it;
+- a company-specific mapping matches only within a company: the source record's company, resolved through
+  the companies mapping's couplings to what the target holds (`_msdyn_company_value`, `dataAreaId`), leads
+  every group's key and `$filter`. A record whose company is not coupled matches nothing.
 
 The pure part (`group_key`, `target_key`, `match_filter`, `decide`) has no I/O; `match_page` queries the
 target for one page of source records at a time (a few `$filter` reads per page, never the whole table).
@@ -16,6 +19,7 @@ target for one page of source records at a time (a few `$filter` reads per page,
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,7 +27,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.connectors import Record
-from shared.mapping import Direction, FieldMapping, Side, TableMapping, field_key, is_empty, map_record
+from shared.mapping import Direction, FieldMapping, Side, TableMapping, field_key, is_empty, map_record, read_name
+from shared.sync import keys, lookups
+from shared.sync.context import RunContext
+from shared.sync.errors import DependencyNotCoupled
 from shared.sync.lookups import odata_literal
 
 if TYPE_CHECKING:
@@ -80,9 +87,16 @@ def group_key(mapping: TableMapping, group: Sequence[FieldMapping], flow: Direct
     return tuple(key)
 
 
-def target_key(group: Sequence[FieldMapping], flow: Direction, target: Mapping[str, Any]) -> Key | None:
-    """The group's values of a candidate on the target side (None when any is blank)."""
-    key = []
+def target_key(group: Sequence[FieldMapping], flow: Direction, target: Mapping[str, Any],
+               company: str | None = None) -> Key | None:
+    """The group's values of a candidate on the target side (None when any is blank), after its `company`
+    attribute's value when given."""
+    key: list[Any] = []
+    if company is not None:
+        value = target.get(company)
+        if is_empty(value):
+            return None
+        key.append(company_norm(value))
     for f in group:
         value = target.get(f.name(flow.target) or "")
         if is_empty(value):
@@ -91,13 +105,20 @@ def target_key(group: Sequence[FieldMapping], flow: Direction, target: Mapping[s
     return tuple(key)
 
 
-def match_filter(group: Sequence[FieldMapping], flow: Direction, sources: Iterable[Mapping[str, Any]]) -> str:
-    """`$filter` finding candidates for `sources` (each {target attribute: mapped value}). Both services
-    compare strings case-insensitively in `$filter`, so this over-selects for case-sensitive fields; `decide`
-    applies case sensitivity exactly."""
+def company_norm(value: Any) -> str:
+    """Companies compare case-insensitively (F&O `usmf` = `USMF`; GUIDs in any case)."""
+    return str(value).strip().casefold()
+
+
+def match_filter(group: Sequence[FieldMapping], flow: Direction, sources: Iterable[Mapping[str, Any]],
+                 company: str | None = None) -> str:
+    """`$filter` finding candidates for `sources` (each {target attribute: mapped value}; the `company`
+    attribute first when given). Both services compare strings case-insensitively in `$filter`, so this
+    over-selects for case-sensitive fields; `decide` applies case sensitivity exactly."""
     clauses = []
     for values in sources:
-        parts = [f"{f.name(flow.target)} eq {odata_literal(values[f.name(flow.target) or ''])}" for f in group]
+        parts = [f"{company} eq {keys.literal(values[company])}"] if company is not None else []
+        parts += [f"{f.name(flow.target)} eq {odata_literal(values[f.name(flow.target) or ''])}" for f in group]
         clauses.append("(" + " and ".join(parts) + ")")
     return " or ".join(clauses)
 
@@ -154,27 +175,36 @@ async def match_page(engine: SyncEngine, mapping: TableMapping, flow: Direction,
     known: dict[str, bool] = {}
     out: dict[str, Match] = {}
     remaining = list(records)
+    scope = mapping.company
+    company_attr = read_name(mapping, scope.field, target) if scope is not None else None
+    companies = await _companies(engine, mapping, flow, remaining) if scope is not None else {}
     for index, group in enumerate(mapping.match_groups()):
-        keys: dict[str, Key] = {}
+        keys_: dict[str, Key] = {}
         wire: dict[str, dict[str, Any]] = {}
         for r in remaining:
             key = group_key(mapping, group, flow, r.values)
+            if key is not None and company_attr is not None:
+                if r.id not in companies:
+                    continue  # its company is not coupled: no counterpart can be of the same company
+                key = (company_norm(companies[r.id]), *key)
             if key is not None:
-                keys[r.id] = key
+                keys_[r.id] = key
                 mapped = map_record(mapping, r.values, flow, only={field_key(f) for f in group}).payload
                 wire[r.id] = {f.name(target): mapped.get(f.name(target) or "", r.values.get(f.name(flow.source) or ""))
                               for f in group}
-        if not keys:
+                if company_attr is not None:
+                    wire[r.id][company_attr] = companies[r.id]
+        if not keys_:
             continue
-        ids = list(keys)
+        ids = list(keys_)
         slices = [ids[i:i + chunk] for i in range(0, len(ids), chunk)]
 
         candidates: dict[Key, list[Record]] = {}
         seen: set[str] = set()
-        filters = [match_filter(group, flow, (wire[i] for i in part)) for part in slices]
+        filters = [match_filter(group, flow, (wire[i] for i in part), company_attr) for part in slices]
         for found in await bounded(4, (_query(engine, target, entity, text) for text in filters)):
             for r in found:
-                tkey = target_key(group, flow, r.values)
+                tkey = target_key(group, flow, r.values, company_attr)
                 if tkey is not None and r.id not in seen:
                     seen.add(r.id)
                     candidates.setdefault(tkey, []).append(r)
@@ -182,7 +212,7 @@ async def match_page(engine: SyncEngine, mapping: TableMapping, flow: Direction,
         found_couplings = await bounded(engine.options.concurrency,
                                         (couplings.find_coupling(mapping.name, target, i) for i in unknown))
         known.update({i: c is not None for i, c in zip(unknown, found_couplings, strict=True)})
-        decided = decide(keys, candidates, lambda i: known.get(i, False) or i in claimed)
+        decided = decide(keys_, candidates, lambda i: known.get(i, False) or i in claimed)
         for source_id, m in decided.items():
             out[source_id] = Match(source_id, m.status, m.target, index, m.message)
             if m.target is not None:
@@ -191,3 +221,31 @@ async def match_page(engine: SyncEngine, mapping: TableMapping, flow: Direction,
     for r in remaining:
         out[r.id] = Match(r.id, MatchStatus.NONE)
     return out
+
+
+async def _companies(engine: SyncEngine, mapping: TableMapping, flow: Direction,
+                     records: Sequence[Record]) -> dict[str, Any]:
+    """Each source record's company as the target side holds it (a CRM company id as `uuid.UUID`, an ERP
+    company code), resolved through existing couplings of the companies mapping; records whose company is
+    empty or not coupled are left out."""
+    scope = mapping.company
+    assert scope is not None
+    ctx = RunContext(depth=engine.options.max_dependency_depth, create=False)  # never sync a company first
+
+    async def one(r: Record) -> Any:
+        requests = map_record(mapping, r.values, flow, only={field_key(scope.field)}).lookups
+        if not requests:
+            return None
+        try:
+            value = await lookups.resolve(engine, ctx, requests[0])
+        except DependencyNotCoupled:
+            return None
+        if flow.target is Side.CRM:
+            try:
+                return uuid.UUID(str(value))
+            except ValueError:
+                return None
+        return None if is_empty(value) else value
+
+    found = await bounded(engine.options.concurrency, (one(r) for r in records))
+    return {r.id: v for r, v in zip(records, found, strict=True) if v is not None}

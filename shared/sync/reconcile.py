@@ -4,8 +4,8 @@ integration. Read-only: nothing is written, no dependency is synced.
 Drift kinds:
 - `uncoupled`: a record in the mapping's scope with no coupling (missing on the other side);
 - `missing`: a coupling whose record on one side no longer exists;
-- `duplicate`: two records on one side with the same natural key (or first match-group values), or two
-  source records wanting one counterpart;
+- `duplicate`: two records on one side with the same natural key (or first match-group values) — within one
+  company for a company-specific mapping —, or two source records wanting one counterpart;
 - `differs`: a coupled pair whose fields disagree after mapping (the field keys are listed);
 - `unmappable`: the pair could not be compared (a lookup's dependency is not coupled, a transform failed).
 
@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.connectors import NotFound, Record
-from shared.mapping import Direction, Side, TableMapping, field_key, field_values, is_empty, source_filter
+from shared.mapping import Direction, Side, TableMapping, field_key, field_values, is_empty, read_name, source_filter
 from shared.state import Coupling
+from shared.sync import companies, keys
 from shared.sync.context import RunContext
 from shared.sync.errors import SyncFailure
 from shared.sync.expected import expected_for
@@ -56,12 +57,16 @@ class ReconcileReport:
 
 
 def _dup_key(mapping: TableMapping, side: Side, values: Any) -> tuple[Any, ...] | None:
-    keys = mapping.entity(side).natural_key
-    if keys:
-        found = tuple(str(values.get(k) or "").casefold() for k in keys)
+    """The values two records of one side must not share: the natural key (for a company-specific mapping it
+    starts with the company, so one number in two companies is no duplicate), else the first match group's
+    values (after the company)."""
+    names = keys.read_names(mapping, side)
+    if names:
+        found = tuple(str(values.get(k) or "").casefold() for k in names)
         return None if any(not v for v in found) else found
     groups = mapping.match_groups()
-    return target_key(groups[0], Direction.from_source(side.other), values) if groups else None
+    company = read_name(mapping, mapping.company.field, side) if mapping.company is not None else None
+    return target_key(groups[0], Direction.from_source(side.other), values, company) if groups else None
 
 
 async def reconcile(engine: SyncEngine, mapping: str | TableMapping, *, page_size: int = 1000) -> ReconcileReport:
@@ -98,6 +103,8 @@ async def _check(engine: SyncEngine, ctx: RunContext, m: TableMapping, side: Sid
             # The receiving side of a one-way mapping may hold records of its own (Sales' "Default Unit" group,
             # BC salespeople with no Sales user): nothing would ever sync them, so they are not drift.
             return
+        if await companies.outside(engine, ctx, m, side, record.values) is not None:
+            return  # a company this deployment does not sync (`companies.only`): out of scope, not drift
         report.drift.append(Drift("uncoupled", side, (record.id,),
                                   message=f"{side.value} record has no coupled {side.other.value} record"))
         return
