@@ -19,7 +19,7 @@ from emulators.dataverse.errors import (
     DataverseError,
     not_found,
 )
-from emulators.dataverse.keys import key_not_found, split_path
+from emulators.dataverse.keys import key_changes, key_fields, key_not_found, split_path
 from emulators.dataverse.payload import load_json, parse_payload
 from emulators.dataverse.schema import TableDef
 
@@ -101,7 +101,7 @@ def _resolver(emu: Emulator, req: ApiRequest) -> Any:
 def _check_unique(emu: Emulator, table: TableDef, merged: dict[str, Any], rid: str | None) -> None:
     """Alternate keys are unique indexes: a second record with the same key values is refused."""
     for key in emu.settings.alternate_keys.get(table.entity_set, []):
-        values = {k: merged.get(k) for k in key}
+        values = {k: merged.get(k) for k in key_fields(table, key)}
         if any(v is None for v in values.values()):
             continue
         for row in emu.store.table(table.entity_set).lookup(tuple(values), tuple(values.values())):
@@ -169,7 +169,7 @@ def _upsert(emu: Emulator, req: ApiRequest, table: TableDef, key: str,
     changes = parse_payload(load_json(req.body), table, _resolver(emu, req))
     if row is None:
         # Upsert creates the record, with the key the URL names (the GUID or the alternate key values).
-        changes.update({table.key: parsed} if isinstance(parsed, str) else parsed)
+        changes.update({table.key: parsed} if isinstance(parsed, str) else key_changes(table, parsed))
         return _insert(emu, req, table, changes, prefs)
     _check_etag(emu, req, row)
     rid = row[table.key]

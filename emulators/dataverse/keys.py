@@ -1,6 +1,8 @@
 """Key segments of resource paths and `@odata.bind` values: `accounts(<guid>)`, `accounts(accountnumber='X')`,
 `contacts(firstname='Joe',emailaddress1='a@b.c')`. Only the primary key and the alternate keys configured
-for a table identify records (Microsoft Learn, "Use an alternate key to reference a record")."""
+for a table identify records (Microsoft Learn, "Use an alternate key to reference a record"). A key that
+includes a lookup column names it by its lookup property, with a bare GUID:
+`msdyn_customergroups(_msdyn_company_value=<guid>,msdyn_groupid='10')`."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from emulators.dataverse.errors import BAD_PROPERTY, NOT_FOUND, QUERY_SYNTAX, DataverseError
+from emulators.dataverse.payload import LOGICAL_ANNOTATION
 from emulators.dataverse.schema import TableDef
 
 _PATH = re.compile(r"^(?P<set>[A-Za-z_][A-Za-z0-9_]*)(?:\((?P<key>.*)\))?$", re.S)
@@ -37,15 +40,41 @@ def parse_key(segment: str, table: TableDef, alternate: Iterable[list[str]]) -> 
             return str(uuid.UUID(str(values[table.key])))
         except ValueError:
             raise DataverseError(400, QUERY_SYNTAX, "Bad Request - Error in query syntax.") from None
-    for name in values:
-        if name not in table.attrs:
+    named: dict[str, Any] = {}  # stored field (`_msdyn_company_value` for a lookup) → value
+    attributes: set[str] = set()
+    for name, value in values.items():
+        attr = table.by_field(name)  # a lookup only by its lookup property, as the service demands
+        if attr is None:
             raise DataverseError(400, BAD_PROPERTY, f"Invalid property '{name}' was found in entity "
                                  f"'Microsoft.Dynamics.CRM.{table.logical}'.")
-    if not any(set(k) == set(values) for k in alternate):
+        if attr.type == "lookup":
+            try:
+                value = str(uuid.UUID(str(value)))
+            except ValueError:
+                raise DataverseError(400, QUERY_SYNTAX, "Bad Request - Error in query syntax.") from None
+        named[attr.field] = value
+        attributes.add(attr.name)
+    if not any(set(k) == attributes for k in alternate):
         # (unconfirmed wording) Dataverse refuses key attributes that form no defined alternate key.
         raise DataverseError(400, BAD_PROPERTY, f"The key attributes {', '.join(sorted(values))} do not match any "
                              f"alternate key defined on entity '{table.logical}'.")
-    return values
+    return named
+
+
+def key_fields(table: TableDef, key: Iterable[str]) -> tuple[str, ...]:
+    """The stored fields of an alternate key's attributes (a lookup is stored as `_<name>_value`)."""
+    return tuple(table.attrs[a].field if a in table.attrs else a for a in key)
+
+
+def key_changes(table: TableDef, parsed: dict[str, Any]) -> dict[str, Any]:
+    """The stored values an upsert creating a record by alternate key takes from the key: its values, and for
+    a lookup part also the lookuplogicalname annotation a bound lookup carries."""
+    out = dict(parsed)
+    for name, value in parsed.items():
+        attr = table.by_field(name)
+        if attr is not None and attr.type == "lookup":
+            out[name + LOGICAL_ANNOTATION] = attr.targets[0] if value is not None else None
+    return out
 
 
 def _pairs(text: str) -> dict[str, Any]:

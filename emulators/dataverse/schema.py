@@ -129,12 +129,19 @@ def build_tables() -> dict[str, TableDef]:
             Attr("numberofemployees", "int"),
             *_a("transactioncurrencyid:lookup=transactioncurrency primarycontactid:lookup=contact "
                 "parentaccountid:lookup=account"),
+            # Dual-write solution columns: the legal entity, the customer group, credit limit mandatory, terms.
+            *_a("msdyn_company:lookup=cdm_company msdyn_customergroupid:lookup=msdyn_customergroup "
+                "msdyn_paymentterm:lookup=msdyn_paymentterm"),
+            Attr("msdyn_creditlimitismandatory", "bool"),
         ], states=_ACTIVE),
         _table("contacts", "contact", "fullname", [
             *_a(f"firstname lastname jobtitle emailaddress1 telephone1 mobilephone description {_ADDRESS}"),
             Attr("fullname", "string", read_only=True), Attr("birthdate", "datetime"),
             Attr("parentcustomerid", "lookup", ("account", "contact"), polymorphic=True),
             *_a("transactioncurrencyid:lookup=transactioncurrency"),
+            # Dual-write (company, contact person id) and Prospect to cash solution columns (unconfirmed names).
+            *_a("msdyn_company:lookup=cdm_company msdyn_contactpersonid msdyn_contactnumber"),
+            Attr("msdyn_isactivecustomer", "bool"), Attr("msdyn_iscompanyanaccount", "bool"),
         ], states=_ACTIVE),
         _table("systemusers", "systemuser", "fullname", [
             *_a("firstname lastname internalemailaddress domainname title mobilephone"),
@@ -183,6 +190,18 @@ def build_tables() -> dict[str, TableDef]:
                states={0: (1, 2, 4, 5, 6), 2: (100001, 100002), 3: (100003,)}),
         _table("invoicedetails", "invoicedetail", "productdescription",
                _line_attrs("invoiceid:lookup=invoice"), owned=False),
+        # Dual-write solution tables (F&O ⇄ Dataverse): legal entities and company-specific reference data.
+        _table("cdm_companies", "cdm_company", "cdm_name", _a("cdm_companycode cdm_name"), owned=False,
+               states=_ACTIVE),
+        _table("msdyn_customergroups", "msdyn_customergroup", "msdyn_groupid",
+               _a("msdyn_groupid msdyn_description msdyn_company:lookup=cdm_company"), states=_ACTIVE),
+        _table("msdyn_vendors", "msdyn_vendor", "msdyn_vendorname", [
+            *_a("msdyn_vendoraccountnumber msdyn_vendorname msdyn_addressstreet msdyn_addresscity "
+                "msdyn_addresszipcode msdyn_telephone1 msdyn_emailaddress1 msdyn_company:lookup=cdm_company "
+                "transactioncurrencyid:lookup=transactioncurrency"),
+        ], states=_ACTIVE),
+        _table("msdyn_paymentterms", "msdyn_paymentterm", "msdyn_name",
+               _a("msdyn_name msdyn_description msdyn_company:lookup=cdm_company"), states=_ACTIVE),
         # Plug-in registration tables, enough to register webhooks through the API (see webhooks.py).
         _table("serviceendpoints", "serviceendpoint", "name", [
             *_a("name url description authvalue"),

@@ -29,11 +29,19 @@ def _default_clients() -> list[SeedClient]:
 
 
 def _default_keys() -> dict[str, list[list[str]]]:
-    # Alternate keys defined per entity set (each key is a list of attributes). Only these work in key URLs
-    # and `@odata.bind` values, as on a real table where the key must be defined first.
+    # Alternate keys defined per entity set (each key is a list of attributes; a lookup attribute is named in
+    # key segments as `_<name>_value`). Only these work in key URLs and `@odata.bind` values, as on a real
+    # table where the key must be defined first. Dual-write's keys start with the company (`msdyn_company`);
+    # an environment striped by company drops `accountnumber` alone, which would refuse one customer number
+    # in two legal entities.
     return {
-        "accounts": [["accountnumber"]],
-        "contacts": [["emailaddress1"], ["firstname", "emailaddress1"]],
+        "accounts": [["accountnumber"], ["msdyn_company", "accountnumber"]],
+        "contacts": [["emailaddress1"], ["firstname", "emailaddress1"], ["msdyn_contactnumber"],
+                     ["msdyn_company", "msdyn_contactpersonid"]],
+        "cdm_companies": [["cdm_companycode"]],
+        "msdyn_customergroups": [["msdyn_company", "msdyn_groupid"]],
+        "msdyn_vendors": [["msdyn_company", "msdyn_vendoraccountnumber"]],
+        "msdyn_paymentterms": [["msdyn_company", "msdyn_name"]],
         "products": [["productnumber"]],
         "transactioncurrencies": [["isocurrencycode"]],
         "systemusers": [["domainname"], ["azureactivedirectoryobjectid"]],
