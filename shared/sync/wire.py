@@ -38,11 +38,16 @@ def _bc_empty(value: Any) -> bool:
     return value is None or (not isinstance(value, bool) and value in ("", 0, NIL_GUID)) or value is False
 
 
+# ERPs whose fields are never null: an empty field reads back as its type's empty value ("", 0, the first enum
+# member). Business Central declares them non-nullable; Finance and Operations stores a written null that way.
+NON_NULL_ERPS = (System.BUSINESS_CENTRAL, System.FINANCE_OPERATIONS)
+
+
 def same_on_wire(a: Any, b: Any, erp: System) -> bool:
-    """`same`, and also: where the ERP is Business Central, a null on one side equals BC's empty value of the
-    field's type on the other (0, "", false, the nil GUID) — what `for_wire` writes for a null."""
+    """`same`, and also: where the ERP never holds nulls (BC, F&O), a null on one side equals the ERP's empty
+    value of the field's type on the other (0, "", false, the nil GUID) — what a null is stored as there."""
     if same(a, b):
         return True
-    if erp is System.BUSINESS_CENTRAL and (a is None or b is None):
+    if erp in NON_NULL_ERPS and (a is None or b is None):
         return _bc_empty(a) and _bc_empty(b)
     return False
