@@ -182,3 +182,16 @@ def test_check_compatible_names_both_packs_mappings_and_the_table(write_pack):
     assert check_compatible([c]) == []  # within one pack several mappings may write a table
     disabled = pack("d.yaml", customers(company_specific=False, direction="to_erp", enabled=False))
     assert check_compatible([b, disabled]) == []
+
+
+def test_lookups_between_company_specific_mappings_carry_the_company(fo_dataverse):
+    # Customer group '10' exists once per legal entity: the engine searches it within the customer's company.
+    customers = fo_dataverse.mapping("customers")
+    record = {"dataAreaId": "usmf", "CustomerAccount": "US-001", "OrganizationName": "X", "CustomerGroupId": "10",
+              "SalesCurrencyCode": "USD"}
+    requests = {r.mapping: r for r in map_record(customers, record, "to_crm").lookups}
+    assert requests["customer-groups"].company == "usmf"
+    assert requests["companies"].company is None and requests["currencies"].company is None  # not striped
+    crm = {"_msdyn_company_value": "c0", "accountnumber": "US-001", "name": "X", "_msdyn_customergroupid_value": "g1"}
+    back = {r.mapping: r for r in map_record(customers, crm, "to_erp").lookups}
+    assert back["customer-groups"].company == "c0" and back["customer-groups"].by is None
