@@ -49,7 +49,7 @@ from emulators.sandbox.settings import INTEGRATION_CLIENT, INTEGRATION_SECRET, s
 from function_app import ROOT, build_app
 from shared.app_runtime import AppRuntime
 from shared.http.auth import BearerAuth, ClientSecretCredential
-from shared.mapping import System, load_pack
+from shared.mapping import Pack, System, load_pack
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -108,7 +108,8 @@ class Sandbox:
             self.bc_app = create_bc(BusinessCentralSettings(records=records, seed=seed, faults=faults,
                                                             notification_delay_ms=notification_delay_ms))
         self.dv_app = create_dv(DataverseSettings(records=records, seed=seed, faults=faults,
-                                                  webhook_delay_ms=dataverse_delay_ms))
+                                                  webhook_delay_ms=dataverse_delay_ms,
+                                                  alternate_keys=striped_keys(self.pack)))
         self.run_timers = run_timers
         self._register_at_start = register_webhooks
         # Per-run secrets: nothing fixed to leak, and two sandboxes never accept each other's webhooks.
@@ -306,6 +307,20 @@ class Sandbox:
 
     async def fo_delete(self, table: str, key: str, *, who: str = FO_PERSON) -> None:
         await self._admin("DELETE", f"{self.fo_url}/_admin/tables/{table}/{quote(key, safe='')}", who)
+
+
+def striped_keys(pack: Pack) -> dict[str, list[list[str]]]:
+    """Dataverse's alternate keys as an environment striped by company defines them: a company-specific table
+    keeps only the keys that start with the company (dual-write's), so one customer number may exist in two
+    legal entities; other tables keep the emulator's defaults."""
+    keys = DataverseSettings().alternate_keys
+    if pack.companies is None:
+        return keys
+    field = pack.companies.crm_field
+    for m in pack.mappings:
+        if m.company is not None and m.crm.entity in keys:
+            keys[m.crm.entity] = [k for k in keys[m.crm.entity] if field in k]
+    return keys
 
 
 def _bc_sources(sb: Sandbox) -> list[Any]:
