@@ -182,6 +182,11 @@ def build_tables() -> dict[str, TableDef]:
             Attr("customerid", "lookup", ("account", "contact"), polymorphic=True),
             *_a("transactioncurrencyid:lookup=transactioncurrency pricelevelid:lookup=pricelevel"),
         ], states={0: (1, 2), 1: (3,), 2: (4, 5)}),  # Open, Won, Lost
+        # Quote states: Draft (In Progress), Active (In Progress, Open), Won, Closed (Lost, Canceled, Revised).
+        _table("quotes", "quote", "name", _order_attrs("quotenumber", "opportunityid:lookup=opportunity"),
+               states={0: (1,), 1: (2, 3), 2: (4,), 3: (5, 6, 7)}),
+        _table("quotedetails", "quotedetail", "productdescription", _line_attrs("quoteid:lookup=quote"),
+               owned=False),
         _table("salesorders", "salesorder", "name", _order_attrs("ordernumber", "opportunityid:lookup=opportunity"),
                states={0: (1, 2), 1: (3,), 2: (4,), 3: (100001, 100002), 4: (100003,)}),
         _table("salesorderdetails", "salesorderdetail", "productdescription",

@@ -48,6 +48,7 @@ def _default_keys() -> dict[str, list[list[str]]]:
         "uoms": [["name"]],
         "uomschedules": [["name"]],
         "pricelevels": [["name"]],
+        "quotes": [["quotenumber"]],
         "salesorders": [["ordernumber"]],
         "invoices": [["invoicenumber"]],
     }

@@ -61,9 +61,11 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "ContactPersonsV2": (COMPANY, "ContactPersonId"),
     "CDSReleasedDistinctProducts": (COMPANY, "ProductNumber"),
     "SalesQuotationHeadersV2": (COMPANY, "SalesQuotationNumber"),
+    "SalesQuotationLines": (COMPANY, "InventoryLotId"),
     "SalesOrderHeadersV2": (COMPANY, "SalesOrderNumber"),
     "SalesOrderLines": (COMPANY, "InventoryLotId"),
     "SalesInvoiceHeadersV2": (COMPANY, "InvoiceNumber"),
+    "SalesInvoiceLines": (COMPANY, "InvoiceNumber", "LineNumber"),
 }
 
 

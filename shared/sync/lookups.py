@@ -8,7 +8,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from shared.connectors import NotFound
-from shared.mapping import Direction, LookupRequest, Side, TableMapping, map_record, read_name
+from shared.mapping import Direction, LookupRequest, Side, TableMapping, effective_filter, map_record, read_name
 from shared.sync.context import RunContext
 from shared.sync.errors import DependencyNotCoupled, RetryLater
 
@@ -65,6 +65,9 @@ async def _find_referenced(engine: SyncEngine, dep: TableMapping, request: Looku
         attribute = read_name(dep, dep.company.field, side) or dep.company.name(side)
         company = odata_literal(request.company) if side is Side.ERP else _guid(request.company)
         text += f" and {attribute} eq {company}"
+    if (scope := effective_filter(dep, side)) is not None:
+        # Only records the referenced mapping syncs can be referenced (P2C's products of one legal entity).
+        text = f"({text}) and ({scope})"
     async for page in engine.connector(side).list(entity, filter=text, page_size=2):
         if len(page) > 1:
             raise DependencyNotCoupled(f"lookup to '{dep.name}': more than one {side.value} {entity} record has "

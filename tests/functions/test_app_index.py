@@ -31,8 +31,13 @@ EXPECTED_WEBHOOKS = {
                      "webhook_finance_operations_LegalEntities", "webhook_finance_operations_Currencies",
                      "webhook_finance_operations_CustomerGroups", "webhook_finance_operations_CustomersV3",
                      "webhook_finance_operations_VendorsV2", "webhook_finance_operations_ContactPersonsV2"},
-    "prospect-to-cash": {"webhook_dataverse_accounts", "webhook_dataverse_contacts",
-                         "webhook_finance_operations_CDSReleasedDistinctProducts"},
+    "prospect-to-cash": {"webhook_dataverse_accounts", "webhook_dataverse_contacts", "webhook_dataverse_quotes",
+                         "webhook_dataverse_quotedetails",
+                         "webhook_finance_operations_CDSReleasedDistinctProducts",
+                         "webhook_finance_operations_SalesOrderHeadersV2",
+                         "webhook_finance_operations_SalesOrderLines",
+                         "webhook_finance_operations_SalesInvoiceHeadersV2",
+                         "webhook_finance_operations_SalesInvoiceLines"},
 }
 
 

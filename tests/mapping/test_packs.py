@@ -88,7 +88,8 @@ def test_p2c_accounts_and_products(p2c):
     account = {"accountnumber": "A-1", "name": "Fourth Coffee", "address1_city": "  oslo ",
                "address1_country": "Norway"}
     payload = map_record(p2c.mapping("accounts-to-customers"), account, "to_erp").payload
-    assert payload == {"CustomerAccount": "A-1", "OrganizationName": "Fourth Coffee", "PartyType": "Organization",
+    assert payload == {"dataAreaId": "usmf", "CustomerAccount": "A-1", "OrganizationName": "Fourth Coffee",
+                       "PartyType": "Organization",
                        "CustomerGroupId": "10", "LanguageId": "en-us", "AddressCity": "Oslo",
                        "AddressCountryRegionId": "NOR"}
     products = p2c.mapping("products")
