@@ -9,10 +9,13 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from odata_query import ast
+
 from emulators.common.query import Query, QueryError, parse_query, run_query
 from emulators.finance_operations.errors import FOError, not_found_read
 from emulators.finance_operations.keys import rewrite_enum_literals
 from emulators.finance_operations.schema import EntityDef, Navigation
+from shared.odata import ODataFilterError, parse_filter
 
 if TYPE_CHECKING:
     from emulators.finance_operations.api import ApiRequest, ApiResponse
@@ -133,11 +136,42 @@ def _rows(emu: Emulator, req: ApiRequest, entity: EntityDef) -> list[dict[str, A
 def _query(entity: EntityDef, req: ApiRequest) -> Query:
     params = dict(req.query)
     if "$filter" in params:
+        check_enum_operands(entity, params["$filter"])
         params["$filter"] = rewrite_enum_literals(params["$filter"])
     try:
         return parse_query(params, entity.fields)
     except QueryError as exc:
         raise FOError(400, str(exc)) from None
+
+
+_OPERATORS = {ast.Eq: "Equal", ast.NotEq: "NotEqual", ast.Gt: "GreaterThan", ast.GtE: "GreaterThanOrEqual",
+              ast.Lt: "LessThan", ast.LtE: "LessThanOrEqual"}
+
+
+def check_enum_operands(entity: EntityDef, text: str) -> None:
+    """F&O compares an enum property only with an enum literal (`NoYes'Yes'` with its namespace); a plain
+    string is refused with the OData library's message, as the service answers."""
+    try:
+        tree = parse_filter(text)
+    except ODataFilterError:
+        return  # the query parser reports the syntax error itself
+
+    def walk(node: Any) -> None:
+        if isinstance(node, ast.Compare):
+            for field, other in ((node.left, node.right), (node.right, node.left)):
+                prop = entity.props.get(field.name) if isinstance(field, ast.Identifier) else None
+                if prop is not None and prop.type == "enum" and type(other) is ast.String:
+                    raise FOError(400, "A binary operator with incompatible types was detected. Found operand "
+                                  f"types '{prop.edm}' and 'Edm.String' for operator kind "
+                                  f"'{_OPERATORS.get(type(node.comparator), 'Equal')}'.")
+        for child in vars(node).values() if isinstance(node, ast._Node) else ():
+            if isinstance(child, ast._Node):
+                walk(child)
+            elif isinstance(child, list):
+                for item in child:
+                    walk(item)
+
+    walk(tree)
 
 
 def count(emu: Emulator, req: ApiRequest, entity: EntityDef) -> ApiResponse:

@@ -9,7 +9,9 @@ emulate them pass `case_insensitive=True`; the mapping engine's in-process check
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from decimal import Decimal
@@ -26,10 +28,48 @@ class ODataFilterError(ValueError):
     """The filter text cannot be parsed, uses something unsupported, or compares incompatible types."""
 
 
+@dataclasses.dataclass(frozen=True)
+class EnumLiteral(ast.String):
+    """An enum member written as `Namespace.Type'Member'` (Finance and Operations' enums: F&O refuses a plain
+    string compared with an enum). It evaluates as its member name, which is what records hold, and prints back
+    in the same syntax."""
+
+    type_name: str = ""
+
+
+# `Microsoft.Dynamics.DataEntities.NoYes'Yes'` outside string literals; odata-query's grammar has no enum
+# literal, so each is parsed as a marked string and turned into an EnumLiteral afterwards.
+_ENUM = re.compile(r"'(?:[^']|'')*'|\b([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)'((?:[^']|'')*)'")
+_MARK = "\x00enum\x00"
+
+
+def _mark_enums(text: str) -> str:
+    def swap(m: re.Match[str]) -> str:
+        if m.group(1) is None:
+            return m.group(0)  # an ordinary string literal: left alone
+        return f"'{_MARK}{m.group(1)}{_MARK}{m.group(2)}'"
+
+    return _ENUM.sub(swap, text)
+
+
+def _unmark(node: Any) -> Any:
+    if isinstance(node, ast.String) and node.val.startswith(_MARK):
+        type_name, member = node.val[len(_MARK):].split(_MARK, 1)
+        return EnumLiteral(member.replace("''", "'"), type_name)
+    if dataclasses.is_dataclass(node) and isinstance(node, ast._Node):
+        changes = {f.name: _unmark(getattr(node, f.name)) for f in dataclasses.fields(node)}
+        return dataclasses.replace(node, **changes)
+    if isinstance(node, list):
+        return [_unmark(n) for n in node]
+    return node
+
+
 @lru_cache(maxsize=1024)
 def _parse_cached(text: str) -> ast._Node:
     try:
-        return ODataParser().parse(ODataLexer().tokenize(text))
+        marked = _mark_enums(text)
+        tree = ODataParser().parse(ODataLexer().tokenize(marked))
+        return _unmark(tree) if marked != text else tree
     except ODataException as exc:
         raise ODataFilterError(f"invalid $filter {text!r}: {exc}") from exc
     except Exception as exc:  # the lexer/parser raise bare errors on some inputs (e.g. an empty string)
@@ -46,7 +86,10 @@ def parse_filter(text: str) -> ast._Node:
 class _Printer(AstToODataVisitor):
     def visit_String(self, node: ast.String) -> str:
         # odata-query prints strings verbatim; OData escapes a quote inside a literal by doubling it.
-        return "'" + node.val.replace("'", "''") + "'"
+        literal = "'" + node.val.replace("'", "''") + "'"
+        return f"{node.type_name}{literal}" if isinstance(node, EnumLiteral) else literal
+
+    visit_EnumLiteral = visit_String
 
 
 def format_filter(node: ast._Node) -> str:
@@ -110,7 +153,7 @@ class _Evaluator:
     def _literal(self, node: ast._Literal) -> Any:
         return node.py_val
 
-    _Null = _Integer = _Float = _Boolean = _String = _Date = _DateTime = _GUID = _literal
+    _Null = _Integer = _Float = _Boolean = _String = _Date = _DateTime = _GUID = _EnumLiteral = _literal
 
     def _List(self, node: ast.List) -> list[Any]:
         return [self.eval(v) for v in node.val]

@@ -127,3 +127,14 @@ def test_dates_held_as_text_compare_with_date_literals() -> None:
     assert evaluate_filter("postedAt le 2025-03-01", record)  # a datetime's date part, as OData's date()
     with pytest.raises(ODataFilterError, match="not a date"):
         evaluate_filter("orderDate eq 2025-03-01", {"orderDate": "soon"})
+
+
+def test_enum_literals_parse_evaluate_and_print_back() -> None:
+    # Finance and Operations writes enum members with their type; records hold the member name.
+    text = ("PartyType eq Microsoft.Dynamics.DataEntities.DirPartyBaseType'Person' and "
+            "Name eq 'Microsoft.Dynamics.DataEntities.NoYes''Yes'''")
+    node = parse_filter(text)
+    assert format_filter(node) == text  # sent to the service as written
+    assert evaluate_filter(node, {"PartyType": "Person", "Name": "Microsoft.Dynamics.DataEntities.NoYes'Yes'"})
+    assert not evaluate_filter(node, {"PartyType": "Organization", "Name": "x"})
+    assert filter_fields(node) == {"PartyType", "Name"}

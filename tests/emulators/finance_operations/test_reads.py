@@ -151,3 +151,12 @@ async def test_etag_changes_on_every_write(fo: httpx.AsyncClient, emu: Emulator)
     first = (await fo.get(url)).json()["@odata.etag"]
     await fo.patch(url, json={"NameAlias": "changed"})
     assert (await fo.get(url)).json()["@odata.etag"] != first
+
+
+async def test_a_plain_string_compared_with_an_enum_is_refused(fo: httpx.AsyncClient) -> None:
+    # F&O wants the enum literal (`Namespace.DirPartyBaseType'Person'`); the OData library refuses a string.
+    r = await fo.get("CustomersV3", params={"$filter": "dataAreaId eq 'usmf' and PartyType ne 'Person'"})
+    assert r.status_code == 400
+    assert r.json()["error"]["innererror"]["message"] == (
+        "A binary operator with incompatible types was detected. Found operand types "
+        "'Microsoft.Dynamics.DataEntities.DirPartyBaseType' and 'Edm.String' for operator kind 'NotEqual'.")
