@@ -140,7 +140,7 @@ def build_tables() -> dict[str, TableDef]:
             Attr("parentcustomerid", "lookup", ("account", "contact"), polymorphic=True),
             *_a("transactioncurrencyid:lookup=transactioncurrency"),
             # Dual-write (company, contact person id) and Prospect to cash solution columns (unconfirmed names).
-            *_a("msdyn_company:lookup=cdm_company msdyn_contactpersonid msdyn_contactnumber"),
+            *_a("msdyn_company:lookup=cdm_company msdyn_contactpersonid msdyn_contactnumber msdyn_customeraccount"),
             Attr("msdyn_isactivecustomer", "bool"), Attr("msdyn_iscompanyanaccount", "bool"),
         ], states=_ACTIVE),
         _table("systemusers", "systemuser", "fullname", [

@@ -37,7 +37,7 @@ def _default_keys() -> dict[str, list[list[str]]]:
     return {
         "accounts": [["accountnumber"], ["msdyn_company", "accountnumber"]],
         "contacts": [["emailaddress1"], ["firstname", "emailaddress1"], ["msdyn_contactnumber"],
-                     ["msdyn_company", "msdyn_contactpersonid"]],
+                     ["msdyn_company", "msdyn_contactpersonid"], ["msdyn_company", "msdyn_customeraccount"]],
         "cdm_companies": [["cdm_companycode"]],
         "msdyn_customergroups": [["msdyn_company", "msdyn_groupid"]],
         "msdyn_vendors": [["msdyn_company", "msdyn_vendoraccountnumber"]],

@@ -70,7 +70,9 @@ class _Seeder:
             customers = [self._customer(company, i) for i in range(n)]
             if company in ("usmf", "demf"):
                 customers.append(self._customer(company, 0, account=SHARED_ACCOUNT))
-            for i, c in enumerate(customers[: max(1, len(customers) // 2)] if customers else []):
+            # Contact persons work for organisations; a person customer is its own contact.
+            organisations = [c for c in customers if c["PartyType"] == "Organization"]
+            for i, c in enumerate(organisations[: max(1, len(organisations) // 2)]):
                 self._contact(company, c["CustomerAccount"], i)
             for i in range(max(1, n // 5) if n else 0):
                 self._vendor(company, i)

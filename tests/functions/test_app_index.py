@@ -28,6 +28,8 @@ EXPECTED_WEBHOOKS = {
     # F&O data events arrive at one endpoint per data entity the pack reads from F&O.
     "fo-dataverse": {"webhook_dataverse_accounts", "webhook_dataverse_contacts",
                      "webhook_dataverse_msdyn_customergroups", "webhook_dataverse_msdyn_vendors",
+                     "webhook_dataverse_msdyn_paymentterms", "webhook_finance_operations_PaymentTerms",
+                     "webhook_finance_operations_CDSReleasedDistinctProducts",
                      "webhook_finance_operations_LegalEntities", "webhook_finance_operations_Currencies",
                      "webhook_finance_operations_CustomerGroups", "webhook_finance_operations_CustomersV3",
                      "webhook_finance_operations_VendorsV2", "webhook_finance_operations_ContactPersonsV2"},

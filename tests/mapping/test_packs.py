@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.mapping import Direction, Side, map_record
+from shared.mapping import Direction, Side, map_record, matches
 
 BC_TABLE = {  # FEATURES.md §1: mapping → (ERP entity set, CRM entity set, direction)
     "salespeople": ("salespeoplePurchasers", "systemusers", Direction.TO_ERP),
@@ -81,7 +81,12 @@ def test_fo_dataverse_company_striping(fo_dataverse):
     missing = map_record(customers, {"dataAreaId": None}, "to_crm")
     assert missing.errors[0].field == "dataAreaId ⇄ msdyn_company"
     assert {m.name for m in fo_dataverse.mappings} == {
-        "companies", "currencies", "customer-groups", "customers", "vendors", "contact-persons"}
+        "companies", "currencies", "customer-groups", "payment-terms", "customers", "person-customers", "vendors",
+        "contact-persons", "products"}
+    # Organisations and persons are separate maps of one entity, chosen by the party type (an enum literal).
+    assert matches(customers, {"PartyType": "Organization"}, Side.ERP)
+    assert not matches(customers, {"PartyType": "Person"}, Side.ERP)
+    assert matches(fo_dataverse.mapping("person-customers"), {"PartyType": "Person"}, Side.ERP)
 
 
 def test_p2c_accounts_and_products(p2c):
