@@ -1,4 +1,5 @@
-"""`make demo`: dualsync end to end on this machine, through the same Function App Azure would run.
+"""`make demo`: dualsync end to end on this machine, through the same Function App Azure would run: Business
+Central ⇄ Sales here, then Finance and Operations (dual-write and Prospect to cash, `scripts/demo_fo.py`).
 
 Starts the sandbox (Azurite, both emulators, the local Functions host serving the app), lets people enter a
 few records on each side, registers the webhooks (Dataverse service endpoints + steps; BC subscriptions by
@@ -13,16 +14,12 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
 from emulators.sandbox import Sandbox
+from scripts import demo_fo
+from scripts.demo_kit import DemoFailed, console, full_sync, is_, now, reconcile, table, until
 
-console = Console()
 BC_DELAY_MS = 1000  # a tenant batches changes for 30 s before notifying; 1 s keeps the demo short
 CUSTOMERS = [  # what Annie enters in Business Central
     {"number": "C10001", "displayName": "Adatum Corporation", "type": "Company", "city": "Atlanta",
@@ -42,29 +39,6 @@ ACCOUNTS = [  # what Anna enters in Sales: one is Adatum already (same number: t
 ]
 
 
-class DemoFailed(RuntimeError):
-    pass
-
-
-def table(title: str, columns: list[str], rows: list[dict[str, Any]]) -> Table:
-    out = Table(title=title, title_justify="left")
-    for c in columns:
-        out.add_column(c)
-    for r in rows:
-        out.add_row(*("" if r.get(c) is None else str(r[c]) for c in columns))
-    return out
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 15.0) -> float:
-    """Seconds until `check` holds (polled every 10 ms); DemoFailed naming `what` after `timeout`."""
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > timeout:
-            raise DemoFailed(f"{what} did not happen within {timeout:.0f} s")
-        await asyncio.sleep(0.01)
-    return time.monotonic() - started
-
-
 async def run() -> None:
     console.rule("[bold]dualsync sandbox")
     async with Sandbox(records=0, notification_delay_ms=BC_DELAY_MS, dataverse_delay_ms=200,
@@ -72,6 +46,7 @@ async def run() -> None:
         console.print(f"Azurite, Business Central {sb.bc_url}, Dataverse {sb.dv_url}, "
                       f"Functions host {sb.functions_url} ({len(sb.host.functions)} functions)")
         await story(sb)
+    await demo_fo.run()
     console.rule("[bold green]done: every process the demo started has stopped")
 
 
@@ -90,39 +65,11 @@ async def story(sb: Sandbox) -> None:
     for refused in sorted(sb.unsubscribed):
         console.print(f"  [yellow]BC refused:[/] {refused} (the modified-records timer covers it)")
 
-    await full_sync(sb)
+    await full_sync(sb, echo_wait_s=BC_DELAY_MS / 1000 + 0.3)
     adatum = await coupled(sb, customers[0]["id"])
     await live_edits(sb, customers[0]["id"], adatum)
     await conflict(sb, customers[0]["id"], adatum)
     await reconcile(sb)
-
-
-async def full_sync(sb: Sandbox) -> None:
-    plan = await sb.manage("POST", "full-sync")  # a dry run unless dry_run=false
-    shown = [r for r in plan["runs"] if r["planned"]]
-    console.print(table("Full sync · dry run (nothing written)", ["mapping", "direction", "planned"],
-                        [{**r, "planned": ", ".join(f"{k} {v}" for k, v in r["planned"].items())} for r in shown]))
-    listed = (await sb.manage("GET", "mappings"))["mappings"]
-    names = [m["name"] for m in listed if m["enabled"] and m["kind"] == "table"]  # option sets go with tables
-    totals: dict[str, int] = {}
-    columns = (TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
-        overall = progress.add_task("full sync (bc-sales)", total=len(names))
-        for name in names:  # dependencies first, as the API lists them
-            task = progress.add_task(f"  {name}", total=2)
-            result = await sb.manage("POST", "full-sync", params={"mapping": name, "dry_run": "false"})
-            for run in result["runs"]:
-                for outcome, n in run["counts"].items():
-                    totals[outcome] = totals.get(outcome, 0) + n
-                if run["failures"]:
-                    raise DemoFailed(f"full sync of {name} {run['direction']}: {run['failures'][0]['message']}")
-                progress.advance(task)
-            progress.update(task, completed=2)
-            progress.advance(overall)
-    console.print("full sync: " + ", ".join(f"{n} {k}" for k, n in sorted(totals.items())))
-    # Our writes come back as webhooks (Dataverse: at once; BC: after its delay); let them pass.
-    await asyncio.sleep(BC_DELAY_MS / 1000 + 0.3)
-    await sb.settle()
 
 
 async def coupled(sb: Sandbox, customer_id: str) -> str:
@@ -146,11 +93,11 @@ async def live_edits(sb: Sandbox, customer_id: str, account_id: str) -> None:
     console.rule("live edits")
     edited = time.monotonic()
     await sb.bc_edit("customers", customer_id, {"phoneNumber": "+1 404 555 0199"})
-    delay = await until(lambda: _is(sb.dv_row("accounts", account_id), "telephone1", "+1 404 555 0199"),
+    delay = await until(lambda: is_(sb.dv_row("accounts", account_id), "telephone1", "+1 404 555 0199"),
                         "BC phone → Sales")
     console.print(f"[green]⇒ Sales[/]  Annie changed Adatum's phone in BC; the account had it after "
                   f"[bold]{delay * 1000:.0f} ms[/] (BC batches for {BC_DELAY_MS / 1000:.0f} s here, 30 s in a tenant)")
-    await until(lambda: _async(bool(_dropped(sb, edited))), "the Dataverse echo")
+    await until(lambda: now(bool(_dropped(sb, edited))), "the Dataverse echo")
     echo = _dropped(sb, edited)[-1]
     console.print(f"  [cyan]echo suppressed[/]: our write fired Dataverse's Update step as the integration user; "
                   f"the webhook said: “{echo.message}”")
@@ -158,13 +105,13 @@ async def live_edits(sb: Sandbox, customer_id: str, account_id: str) -> None:
     version = (await sb.dv_row("accounts", account_id))["versionnumber"]
     edited = time.monotonic()
     await sb.dv_edit("accounts", account_id, {"name": "Adatum Corp."})
-    delay = await until(lambda: _is(sb.bc_row("customers", customer_id), "displayName", "Adatum Corp."),
+    delay = await until(lambda: is_(sb.bc_row("customers", customer_id), "displayName", "Adatum Corp."),
                         "Sales name → BC")
     console.print(f"[green]⇒ BC[/]     Anna renamed the account in Sales; the BC customer had it after "
                   f"[bold]{delay * 1000:.0f} ms[/]")
     # BC's notification of our own write cannot name its author: it reaches the processor, which finds
     # nothing to do (the values already match) and writes nothing.
-    await until(lambda: _async(bool(sb.events_since(edited, f"customers to_crm {customer_id}"))),
+    await until(lambda: now(bool(sb.events_since(edited, f"customers to_crm {customer_id}"))),
                 "the BC echo", timeout=BC_DELAY_MS / 1000 + 10)
     await sb.settle()
     outcome = sb.events_since(edited, f"customers to_crm {customer_id}")[-1].message.rsplit(": ", 1)[-1]
@@ -193,27 +140,9 @@ async def conflict(sb: Sandbox, customer_id: str, account_id: str) -> None:
                   f"“{settled[0].message if settled else 'BC change applied last'}”")
 
 
-async def reconcile(sb: Sandbox) -> None:
-    report = await sb.manage("GET", "reconcile")  # every enabled table mapping of the pack
-    rows = [{"mapping": r["mapping"], "erp": r["checked"]["erp"], "crm": r["checked"]["crm"],
-             "drift": len(r["drift"])} for r in report["reports"]]
-    console.print(table("Reconcile (admin API, read-only)", ["mapping", "erp", "crm", "drift"], rows))
-    if not report["clean"]:
-        raise DemoFailed(f"drift found: {[d['message'] for r in report['reports'] for d in r['drift']][:5]}")
-    console.print("[bold green]zero drift[/]")
-
-
 def _dropped(sb: Sandbox, since: float) -> list[Any]:
     """The intake's log lines for Dataverse account notices of which at least one was an echo."""
     return [e for e in sb.events_since(since, "crm/accounts:") if ", 0 echo" not in e.message]
-
-
-async def _is(row: Awaitable[dict[str, Any]], field: str, value: Any) -> bool:
-    return (await row).get(field) == value
-
-
-async def _async(value: bool) -> bool:
-    return value
 
 
 async def _both(sb: Sandbox, customer_id: str, account_id: str, city: str) -> bool:

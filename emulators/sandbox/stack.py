@@ -109,7 +109,7 @@ class Sandbox:
                                                             notification_delay_ms=notification_delay_ms))
         self.dv_app = create_dv(DataverseSettings(records=records, seed=seed, faults=faults,
                                                   webhook_delay_ms=dataverse_delay_ms,
-                                                  alternate_keys=striped_keys(self.pack)))
+                                                  alternate_keys=dataverse_keys(self.pack)))
         self.run_timers = run_timers
         self._register_at_start = register_webhooks
         # Per-run secrets: nothing fixed to leak, and two sandboxes never accept each other's webhooks.
@@ -309,17 +309,22 @@ class Sandbox:
         await self._admin("DELETE", f"{self.fo_url}/_admin/tables/{table}/{quote(key, safe='')}", who)
 
 
-def striped_keys(pack: Pack) -> dict[str, list[list[str]]]:
-    """Dataverse's alternate keys as an environment striped by company defines them: a company-specific table
-    keeps only the keys that start with the company (dual-write's), so one customer number may exist in two
-    legal entities; other tables keep the emulator's defaults."""
+def dataverse_keys(pack: Pack) -> dict[str, list[list[str]]]:
+    """Dataverse's alternate keys as an operator sets the environment up for `pack`: every CRM natural key of
+    the pack is defined (dual-write's "integration keys"; upserts need them), and a company-specific table
+    keeps only the keys that start with the company, so one customer number may exist in two legal entities.
+    Other tables keep the emulator's defaults."""
     keys = DataverseSettings().alternate_keys
-    if pack.companies is None:
-        return keys
-    field = pack.companies.crm_field
+    striped = pack.companies.crm_field if pack.companies is not None else None
     for m in pack.mappings:
-        if m.company is not None and m.crm.entity in keys:
-            keys[m.crm.entity] = [k for k in keys[m.crm.entity] if field in k]
+        entity, natural = m.crm.entity, list(m.crm.natural_key)
+        if not natural:
+            continue
+        defined = keys.setdefault(entity, [])
+        if striped and m.company is not None:
+            defined[:] = [k for k in defined if striped in k]
+        if natural not in defined:
+            defined.append(natural)
     return keys
 
 

@@ -18,7 +18,7 @@ from shared.connectors.base import (
     RateLimited,
     TransientError,
 )
-from shared.http.classify import Classification, Outcome, classify
+from shared.http.classify import REFUSED_TYPES, Classification, Outcome, classify
 from shared.http.redact import Redactor
 from shared.http.retry import RequestError
 
@@ -31,6 +31,11 @@ DUPLICATE_CODES = frozenset({
     "Internal_EntityWithSameKeyExists",  # Business Central: the No./Code is taken
 })
 
+# Finance and Operations has no duplicate-key code: a refused write carries the infolog, which says so in
+# these words ("Cannot create a record in Customers (CustTable). Customer account: C-1. The record already
+# exists.").
+DUPLICATE_TEXTS = ("The record already exists.",)
+
 _BY_OUTCOME: dict[Outcome, type[ConnectorError]] = {
     Outcome.CONFLICT: ConcurrencyConflict,
     Outcome.NOT_FOUND: NotFound,
@@ -42,6 +47,8 @@ _BY_OUTCOME: dict[Outcome, type[ConnectorError]] = {
 
 def error_class(verdict: Classification) -> type[ConnectorError]:
     if verdict.code in DUPLICATE_CODES:
+        return AlreadyExists
+    if verdict.code in REFUSED_TYPES and any(text in (verdict.message or "") for text in DUPLICATE_TEXTS):
         return AlreadyExists
     return _BY_OUTCOME.get(verdict.outcome, PermanentError)
 

@@ -100,3 +100,11 @@ async def test_throttling_is_waited_out(fo: FinanceOperationsConnector, fo_http:
     for _ in range(6):
         await fo.get("Currencies", "CurrencyCode='USD'")
     assert len(sent.to("Currencies", "GET")) > 6  # some were refused with 429 + Retry-After, then retried
+
+
+async def test_a_taken_key_is_already_exists_so_the_engine_couples_instead(fo: FinanceOperationsConnector) -> None:
+    from shared.connectors import AlreadyExists
+    with pytest.raises(AlreadyExists, match="already exists"):
+        await fo.create("CustomersV3", {**CUSTOMER, "CustomerAccount": "C-1001"})
+    [result] = await fo.write_batch([WriteOp("create", "CustomersV3", {**CUSTOMER, "CustomerAccount": "C-1001"})])
+    assert isinstance(result.error, AlreadyExists)

@@ -11,9 +11,15 @@ def test_demo_runs_end_to_end(capsys) -> None:
     assert "demo failed" not in out
     assert "Full sync · dry run" in out and "full sync (bc-sales)" in out
     assert "⇒ Sales" in out and "⇒ BC" in out                       # an edit on each side arrived
-    assert out.count("echo suppressed") == 2 and "1 echo(es) dropped" in out
+    assert out.count("echo suppressed") == 3 and "1 echo(es) dropped" in out  # BC, Dataverse and F&O echoes
     assert "settled for erp (policy erp_wins)" in out and "both sides say Macon" in out
-    assert "zero drift" in out and "every process the demo started has stopped" in out
+    assert "every process the demo started has stopped" in out
+    # Finance and Operations: dual-write, then Prospect to cash, each ending at zero drift.
+    flat = " ".join(out.split())  # the console wraps long lines
+    assert "full sync (fo-dataverse)" in flat and "full sync (prospect-to-cash)" in flat
+    assert "account of company USMF" in flat and "⇒ F&O" in flat and "1 echo(es) dropped" in flat
+    assert "became a contact person of C30001" in flat and "reached Sales as an order of Litware" in flat
+    assert out.count("zero drift") == 3
 
 
 def test_demo_failure_is_reported_with_a_non_zero_exit(capsys, monkeypatch) -> None:
