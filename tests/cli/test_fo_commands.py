@@ -114,7 +114,8 @@ def test_an_fo_deployment_is_operated_like_a_bc_one(fo_env: dict[str, str],
 
     # A record that cannot be written is an error record that names why; after the operator's fix, retry
     # succeeds. (F&O's own refusals, with F&O's message, are in tests/e2e/test_fo_sandbox.py.)
-    fo_write(fo, "DELETE", f"tables/CustomerGroups/{quote(chr(39).join(['dataAreaId=', 'usmf', ',CustomerGroupId=', '30', '']), safe='')}")
+    group = "dataAreaId='usmf',CustomerGroupId='30'"
+    fo_write(fo, "DELETE", f"tables/CustomerGroups/{quote(group, safe='')}")
     response = dv_admin.post("/_admin/tables/accounts", params={"as": "dv-sales-anna"}, json={
         "accountnumber": "S-2001", "name": "Wide World Importers", "customertypecode": 3,
         "_msdyn_company_value": account_company(dv_admin, "USMF"),
@@ -122,10 +123,9 @@ def test_an_fo_deployment_is_operated_like_a_bc_one(fo_env: dict[str, str],
     assert response.status_code == 201, response.text
     failed = synced("--mapping", "customers", "--direction", "to-erp", response.json()["accountid"], "--create",
                     exit_code=1)
-    why = "dataAreaId='usmf',CustomerGroupId='30'"
-    assert failed["outcome"] == "failed" and why in failed["message"], failed
+    assert failed["outcome"] == "failed" and group in failed["message"], failed
     listed = ok("errors", "list", "--mapping", "customers")["errors"]
-    assert [e["source_id"] for e in listed] == [response.json()["accountid"]] and why in listed[0]["message"]
+    assert [e["source_id"] for e in listed] == [response.json()["accountid"]] and group in listed[0]["message"]
     fo_write(fo, "POST", "tables/CustomerGroups", {"dataAreaId": "usmf", "CustomerGroupId": "30",
                                                    "Description": "Wholesale"})
     retried = ok("errors", "retry", response.json()["accountid"], "--mapping", "customers", "--direction", "to-erp")
