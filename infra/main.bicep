@@ -29,12 +29,22 @@ param tags object = {
   app: 'dualsync'
 }
 
-// --- Business Central (DUALSYNC_ERP__*) ---
+// --- The ERP: Business Central or Finance and Operations (DUALSYNC_ERP__*) ---
 
-@description('Entra ID tenant of the Business Central environment.')
+@description('ERP system the pack syncs: business_central or finance_operations.')
+@allowed([
+  'business_central'
+  'finance_operations'
+])
+param erpKind string = 'business_central'
+
+@description('Finance and Operations: the environment URL, e.g. https://contoso.operations.dynamics.com. Business Central: leave empty (the public API).')
+param erpBaseUrl string = ''
+
+@description('Entra ID tenant of the ERP environment.')
 param erpTenantId string = subscription().tenantId
 
-@description('Client id of the app registration Business Central knows as its integration user.')
+@description('Client id of the app registration the ERP knows as its integration user (BC user, or F&O Microsoft Entra application).')
 param erpClientId string
 
 @description('Client secret of that app registration (stored in Key Vault only).')
@@ -45,10 +55,10 @@ param erpClientSecret string
 @description('Business Central environment name.')
 param erpEnvironment string = 'production'
 
-@description('Company id (GUID) whose records are synced.')
-param erpCompanyId string
+@description('Business Central: company id (GUID) whose records are synced. Finance and Operations: leave empty (every legal entity; a pack limits them).')
+param erpCompanyId string = ''
 
-@description('Comma-separated BC user ids our writes appear as (their changes are echoes and are dropped).')
+@description('Comma-separated ERP user ids our writes appear as (their changes are echoes and are dropped): F&O data events name the writer by Entra object id.')
 param erpIntegrationUserIds string = ''
 
 // --- Dataverse / Dynamics 365 Sales (DUALSYNC_CRM__*) ---
@@ -85,6 +95,10 @@ param dataverseWebhookKey string
 @description('Header the Dataverse service endpoint sends the secret in (HttpHeader authentication).')
 param dataverseWebhookHeader string = 'x-api-key'
 
+@description('Finance and Operations only: secret of the data-event endpoints, sent as ?code= in the endpoint URL. e.g. `openssl rand -hex 32`.')
+@secure()
+param foWebhookKey string = ''
+
 @description('Expiry of the secrets in Key Vault (ISO 8601); renew them before, with the app registrations\' secrets.')
 param secretsExpireOn string = dateTimeAdd(utcNow(), 'P1Y')
 
@@ -93,7 +107,7 @@ param secretsExpireOn string = dateTimeAdd(utcNow(), 'P1Y')
 @description('Mapping pack the app loads, relative to the app root.')
 param packPath string = 'templates/bc-sales.yaml'
 
-@description('Business Central entity sets the pack syncs from (one webhook each); tests/infra checks it against the pack.')
+@description('ERP entity sets the pack syncs from (one webhook each: BC subscriptions or F&O data-event endpoints); tests/infra checks it against the pack.')
 param erpWebhookEntities array
 
 @description('Dataverse entity sets the pack syncs from (one webhook each); tests/infra checks it against the pack.')
@@ -177,7 +191,10 @@ var secretNames = {
   crmClientSecret: 'crm-client-secret'
   bcClientState: 'bc-client-state'
   dataverseWebhookKey: 'dataverse-webhook-key'
+  foWebhookKey: 'fo-webhook-key'
 }
+var isFinanceOperations = erpKind == 'finance_operations'
+var erpPath = isFinanceOperations ? 'finance_operations' : 'business_central'
 
 // ---------------------------------------------------------------------------------------------------------
 // Resources
@@ -242,12 +259,12 @@ module keyVault 'modules/keyvault.bicep' = {
     location: location
     tags: tags
     name: names.keyVault
-    secrets: {
+    secrets: union({
       '${secretNames.erpClientSecret}': erpClientSecret
       '${secretNames.crmClientSecret}': crmClientSecret
       '${secretNames.bcClientState}': bcClientState
       '${secretNames.dataverseWebhookKey}': dataverseWebhookKey
-    }
+    }, isFinanceOperations ? { '${secretNames.foWebhookKey}': foWebhookKey } : {})
     secretsExpireAt: dateTimeToEpoch(secretsExpireOn)
     principalId: identity.properties.principalId
     workspaceId: monitoring.outputs.workspaceId
@@ -304,6 +321,13 @@ var dualsyncSettings = {
   // DUALSYNC_PUBLIC_URL is added by modules/functionapp.bicep once the host name is known.
 }
 
+// The ERP's kind and, for F&O, its environment URL and data-event secret; BC deployments keep BC's defaults.
+var erpSettings = isFinanceOperations ? {
+  DUALSYNC_ERP__KIND: erpKind
+  DUALSYNC_ERP__BASE_URL: erpBaseUrl
+  DUALSYNC_WEBHOOKS__FO_KEY: '${secretRef}${secretNames.foWebhookKey})'
+} : {}
+
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   params: {
@@ -313,7 +337,7 @@ module functionApp 'modules/functionapp.bicep' = {
     planName: names.plan
     identityId: identity.id
     deploymentContainerUrl: '${storage.outputs.blobEndpoint}${deploymentContainerName}'
-    appSettings: union(hostSettings, dualsyncSettings)
+    appSettings: union(hostSettings, dualsyncSettings, erpSettings)
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     alwaysReadyHttp: alwaysReadyHttp
@@ -331,8 +355,8 @@ output functionAppName string = functionApp.outputs.name
 @description('Function App host name.')
 output functionAppHost string = functionApp.outputs.host
 
-@description('Business Central notification URLs (the app\'s subscription timer registers them itself).')
-output businessCentralWebhookUrls array = [for entity in erpWebhookEntities: 'https://${functionApp.outputs.host}/api/webhooks/business_central/${entity}']
+@description('ERP webhook URLs: Business Central notification URLs (the app\'s subscription timer registers them itself), or F&O data-event endpoint URLs (append ?code=<fo-webhook-key>; docs/deploy.md).')
+output erpWebhookUrls array = [for entity in erpWebhookEntities: 'https://${functionApp.outputs.host}/api/webhooks/${erpPath}/${entity}']
 
 @description('Dataverse webhook URLs: one service endpoint step per entity (docs/deploy.md).')
 output dataverseWebhookUrls array = [for entity in crmWebhookEntities: 'https://${functionApp.outputs.host}/api/webhooks/dataverse/${entity}']

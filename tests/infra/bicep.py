@@ -70,9 +70,9 @@ class Evaluator:
     """Evaluates main.bicep expressions: parameters from main.parameters.json (else their literal default),
     variables recursively, and `outputs` (module outputs, resource properties) from `known`."""
 
-    def __init__(self, known: dict[str, Any]) -> None:
+    def __init__(self, known: dict[str, Any], params: dict[str, Any] | None = None) -> None:
         self.doc = template(MAIN)
-        self.params = parameter_values()
+        self.params = {**parameter_values(), **(params or {})}
         self.known = known
 
     def reference(self, path: str) -> Any:
@@ -116,7 +116,14 @@ class Evaluator:
                 return merged
             raise KeyError(f"cannot evaluate function {fn['type']!r}")
         if "operator" in expr:
-            raise KeyError(f"cannot evaluate operator {expr['operator']['type']!r}")
+            op = expr["operator"]
+            operands = op["operands"]
+            if op["type"] == "conditional":
+                chosen = operands["true_value"] if self.value(operands["condition"]) else operands["false_value"]
+                return self.value(chosen)
+            if op["type"] == "equals":
+                return self.value(operands["operand_1"]) == self.value(operands["operand_2"])
+            raise KeyError(f"cannot evaluate operator {op['type']!r}")
         return {self.key(key): self.value(v) for key, v in expr.items()}
 
     def key(self, key: str) -> str:

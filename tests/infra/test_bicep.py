@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -61,9 +62,10 @@ SECRET_NAMES = re.compile(r"SECRET|CLIENT_STATE|_KEY$|PASSWORD|CONNECTION_STRING
 NOT_SECRETS = {"APPLICATIONINSIGHTS_CONNECTION_STRING"}
 
 
-def app_settings() -> dict[str, str]:
-    params = template(MAIN)["modules"]["functionApp"]["config"]["params"]
-    settings = Evaluator(KNOWN).value(params["appSettings"])
+def app_settings(**params: Any) -> dict[str, str]:
+    """The app settings main.bicep deploys, with `params` overriding main.parameters.json."""
+    module = template(MAIN)["modules"]["functionApp"]["config"]["params"]
+    settings = Evaluator(KNOWN, params).value(module["appSettings"])
     # Added by the module once the site exists.
     settings["DUALSYNC_PUBLIC_URL"] = "https://dualsync-func-abc.azurewebsites.net"
     return settings
@@ -270,7 +272,9 @@ def test_webhook_parameters_and_outputs_match_the_pack() -> None:
     assert sorted(evaluator.reference("erpWebhookEntities")) == by_system["business_central"]
     assert sorted(evaluator.reference("crmWebhookEntities")) == by_system["dataverse"]
     outputs = template(MAIN)["outputs"]
-    for output, system, entities in (("businessCentralWebhookUrls", "business_central", "erpWebhookEntities"),
+    erp_path = "${erpPath}"
+    assert evaluator.reference("erpPath") == "business_central"
+    for output, system, entities in (("erpWebhookUrls", erp_path, "erpWebhookEntities"),
                                      ("dataverseWebhookUrls", "dataverse", "crmWebhookEntities")):
         loop = outputs[output]["value"]
         assert loop["loop_type"]["detail"]["array_name"] == entities
@@ -301,3 +305,21 @@ def test_every_checkov_skip_gives_a_reason() -> None:
     assert skips
     for line in skips:
         assert re.search(r"//\s*checkov:skip=CKV2?_AZURE_\d+: \S.{30,}", line), line
+
+
+def test_a_finance_operations_deployment_gets_its_kind_url_and_data_event_secret(clean_env) -> None:
+    settings = app_settings(erpKind="finance_operations", erpBaseUrl="https://contoso.operations.dynamics.com",
+                            erpCompanyId="", packPath="templates/fo-dataverse.yaml")
+    assert settings["DUALSYNC_ERP__KIND"] == "finance_operations"
+    assert KV_REFERENCE.match(settings["DUALSYNC_WEBHOOKS__FO_KEY"]).group(1) == "fo-webhook-key"
+    for name, value in resolved_env(settings).items():
+        clean_env.setenv(name, value)
+    loaded = load_settings()
+    assert loaded.erp.kind == "finance_operations" and loaded.webhooks.fo_key is not None
+    assert loaded.erp.effective_scope == "https://contoso.operations.dynamics.com/.default"
+    evaluator = Evaluator(KNOWN, {"erpKind": "finance_operations"})
+    assert evaluator.reference("erpPath") == "finance_operations"
+    # A BC deployment has neither: no F&O secret in Key Vault, no F&O setting.
+    assert not {"DUALSYNC_ERP__KIND", "DUALSYNC_WEBHOOKS__FO_KEY"} & set(app_settings())
+    secrets = Evaluator(KNOWN).value(template(MAIN)["modules"]["keyVault"]["config"]["params"]["secrets"])
+    assert "fo-webhook-key" not in secrets
