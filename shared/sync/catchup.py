@@ -57,7 +57,8 @@ async def changed_pages(engine: SyncEngine, mapping: TableMapping, side: Side,
     scan.couplings = len(couplings)
     creates = not mapping.only_coupled
     seen: set[str] = set()
-    async for page in engine.connector(side).list(mapping.entity(side).entity, filter=source_filter(mapping, side)):
+    async for page in engine.connector(side).list(mapping.entity(side).entity, filter=source_filter(mapping, side),
+                                                  select=engine.select(mapping, side)):
         due: list[tuple[str, Record | None]] = []
         for record in page:
             key = record.id.lower()

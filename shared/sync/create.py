@@ -138,7 +138,7 @@ async def find_by_natural_key(engine: SyncEngine, mapping: TableMapping, side: S
         return None
     found: list[Record] = []
     async for page in engine.connector(side).list(mapping.entity(side).entity, filter=keys.key_filter(key),
-                                                  page_size=2):
+                                                  select=engine.select(mapping, side), page_size=2):
         found.extend(page)
     if len(found) != 1:
         return None

@@ -65,7 +65,8 @@ async def _apply(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flo
         return result
     # RESTORE: recreate the deleted record from the survivor and couple the new pair.
     if survivor is None:
-        survivor = await rec.get_or_none(engine.connector(other), mapping.entity(other).entity, other_id)
+        survivor = await rec.get_or_none(engine.connector(other), mapping.entity(other).entity, other_id,
+                                         select=engine.select(mapping, other))
         if survivor is None:
             await couplings.delete_coupling(coupling)
             result.message = "both records are gone; the coupling is removed"

@@ -25,6 +25,7 @@ from shared.sync import record as records
 from shared.sync.context import EngineOptions, RunContext
 from shared.sync.modified import ModifiedRun
 from shared.sync.outcome import SyncResult, Tally
+from shared.sync.reads import fields_to_read
 
 
 class SyncEngine:
@@ -34,9 +35,17 @@ class SyncEngine:
         self.connectors = {Side.ERP: erp, Side.CRM: crm}
         self.state = state
         self.options = options or EngineOptions()
+        self._selects: dict[tuple[str, Side], list[str] | None] = {}
 
     def connector(self, side: Side) -> Connector:
         return self.connectors[Side(side)]
+
+    def select(self, mapping: TableMapping, side: Side) -> list[str] | None:
+        """The fields a read of `side` for `mapping` asks for (`reads.fields_to_read`), computed once."""
+        key = (mapping.name, Side(side))
+        if key not in self._selects:
+            self._selects[key] = fields_to_read(self.pack, mapping, Side(side))
+        return self._selects[key]
 
     def mapping(self, mapping: str | TableMapping) -> TableMapping:
         return mapping if isinstance(mapping, TableMapping) else self.pack.mapping(mapping)

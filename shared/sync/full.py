@@ -114,7 +114,8 @@ async def full_direction(engine: SyncEngine, mapping: TableMapping, side: Side, 
     claimed: set[str] = set()
     try:
         async for page in engine.connector(side).list(mapping.entity(side).entity, filter=text,
-                                                      orderby=orderby, page_size=options.page_size):
+                                                      select=engine.select(mapping, side), orderby=orderby,
+                                                      page_size=options.page_size):
             tally = Tally()
             for result in await _page(engine, ctx, mapping, flow, page, options, run, earlier, claimed):
                 tally.add(result)

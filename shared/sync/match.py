@@ -157,9 +157,10 @@ async def bounded(limit: int, jobs: Iterable[Awaitable[T]]) -> list[T]:
     return list(await asyncio.gather(*(one(j) for j in jobs)))
 
 
-async def _query(engine: SyncEngine, side: Side, entity: str, text: str) -> list[Record]:
+async def _query(engine: SyncEngine, mapping: TableMapping, side: Side, text: str) -> list[Record]:
     found: list[Record] = []
-    async for page in engine.connector(side).list(entity, filter=text):
+    async for page in engine.connector(side).list(mapping.entity(side).entity, filter=text,
+                                                  select=engine.select(mapping, side)):
         found.extend(page)
     return found
 
@@ -169,7 +170,6 @@ async def match_page(engine: SyncEngine, mapping: TableMapping, flow: Direction,
     """Decide every record of one page: MATCHED / AMBIGUOUS / NONE. `claimed` holds target ids already
     taken in this run but not (yet) coupled in the store (a dry run); matched ids are added to it."""
     target = flow.target
-    entity = mapping.entity(target).entity
     claimed = claimed if claimed is not None else set()
     couplings = engine.state.couplings
     known: dict[str, bool] = {}
@@ -202,7 +202,7 @@ async def match_page(engine: SyncEngine, mapping: TableMapping, flow: Direction,
         candidates: dict[Key, list[Record]] = {}
         seen: set[str] = set()
         filters = [match_filter(group, flow, (wire[i] for i in part), company_attr) for part in slices]
-        for found in await bounded(4, (_query(engine, target, entity, text) for text in filters)):
+        for found in await bounded(4, (_query(engine, mapping, target, text) for text in filters)):
             for r in found:
                 tkey = target_key(group, flow, r.values, company_attr)
                 if tkey is not None and r.id not in seen:

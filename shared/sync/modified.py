@@ -88,7 +88,8 @@ async def sync_direction(engine: SyncEngine, mapping: TableMapping, side: Side, 
                 await asyncio.gather(*(one(record_id, record) for record_id, record in due))
             run.tally.counts["unchanged"] += scan.unchanged
         else:
-            async for page in connector.list(mapping.entity(side).entity, filter=text):
+            async for page in connector.list(mapping.entity(side).entity, filter=text,
+                                             select=engine.select(mapping, side)):
                 fresh = [r for r in page if r.id not in seen]
                 seen.update(r.id for r in fresh)
                 await asyncio.gather(*(one(r.id, r) for r in fresh))

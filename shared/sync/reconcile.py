@@ -78,7 +78,8 @@ async def reconcile(engine: SyncEngine, mapping: str | TableMapping, *, page_siz
     keys: dict[Side, dict[tuple[Any, ...], list[str]]] = {Side.ERP: defaultdict(list), Side.CRM: defaultdict(list)}
     for side in (Side.ERP, Side.CRM):
         connector = engine.connector(side)
-        async for page in connector.list(m.entity(side).entity, filter=source_filter(m, side), page_size=page_size):
+        async for page in connector.list(m.entity(side).entity, filter=source_filter(m, side),
+                                         select=engine.select(m, side), page_size=page_size):
             report.checked[side.value] += len(page)
             for r in page:
                 seen[side].add(r.id)
@@ -113,7 +114,8 @@ async def _check(engine: SyncEngine, ctx: RunContext, m: TableMapping, side: Sid
     if side is Side.CRM and other_id in seen[Side.ERP]:
         return  # compared from the ERP side already
     try:
-        other = await engine.connector(side.other).get(m.entity(side.other).entity, other_id)
+        other = await engine.connector(side.other).get(m.entity(side.other).entity, other_id,
+                                                       select=engine.select(m, side.other))
     except NotFound:
         report.drift.append(Drift("missing", side.other, (record.id, other_id),
                                   message=f"coupled {side.other.value} record {other_id} no longer exists"))

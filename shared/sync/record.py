@@ -99,9 +99,10 @@ async def _remember(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, 
         await errors.delete_error(mapping.name, flow.value, result.source_id)
 
 
-async def get_or_none(connector: Connector, entity: str, record_id: str) -> Record | None:
+async def get_or_none(connector: Connector, entity: str, record_id: str, *,
+                      select: list[str] | None = None) -> Record | None:
     try:
-        return await connector.get(entity, record_id)
+        return await connector.get(entity, record_id, select=select)
     except NotFound:
         return None
 
@@ -110,7 +111,8 @@ async def _reconcile(engine: SyncEngine, ctx: RunContext, mapping: TableMapping,
                      record: Record | None) -> SyncResult:
     source = flow.source
     if record is None:
-        record = await get_or_none(engine.connector(source), mapping.entity(source).entity, source_id)
+        record = await get_or_none(engine.connector(source), mapping.entity(source).entity, source_id,
+                                   select=engine.select(mapping, source))
         if record is None:
             return await deletes.source_gone(engine, ctx, mapping, flow, source_id)
     if not ctx.force and engine.options.is_integration_user(source, record.modified_by):
@@ -143,7 +145,8 @@ async def update_pair(engine: SyncEngine, ctx: RunContext, mapping: TableMapping
         # The source is exactly as we last synced (or wrote) it: nothing to carry from it.
         return SyncResult(mapping.name, flow, record.id, Outcome.UNCHANGED, destination_id=target_id,
                           message="unchanged since the last sync")
-    counterpart = await get_or_none(engine.connector(target), mapping.entity(target).entity, target_id)
+    counterpart = await get_or_none(engine.connector(target), mapping.entity(target).entity, target_id,
+                                    select=engine.select(mapping, target))
     if counterpart is None:
         return await deletes.counterpart_gone(engine, ctx, mapping, flow, record, coupling)
     return await merge_and_write(engine, ctx, mapping, flow, coupling, {source: record, target: counterpart})
@@ -223,4 +226,5 @@ async def settled(engine: SyncEngine, mapping: TableMapping, side: Side, written
     names = {read_name(mapping, f, side) for f in mapping.fields if f.enabled and not f.sourceless}
     if all(n in written.values for n in names if n):
         return written
-    return await engine.connector(side).get(mapping.entity(side).entity, written.id)
+    return await engine.connector(side).get(mapping.entity(side).entity, written.id,
+                                            select=engine.select(mapping, side))
