@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
+import statistics
 import time
 import uuid
 from collections import Counter
@@ -42,23 +43,25 @@ from emulators.dataverse import DataverseSettings
 from emulators.dataverse import create_app as create_dv
 from emulators.finance_operations import FinanceOperationsSettings
 from emulators.finance_operations import create_app as create_fo
+from emulators.sandbox.azurite import Azurite
 from emulators.sandbox.stack import FO_PERSON, dataverse_keys
 from shared.connectors.dataverse import DataverseConnector
 from shared.connectors.finance_operations import FinanceOperationsConnector, pack_keys
+from shared.connectors.odata import parse_key_predicate
 from shared.http.auth import ClientSecretCredential
 from shared.http.limits import ConcurrencyLimiter
-from shared.mapping import Direction, Side, load_pack, map_record, source_filter
+from shared.mapping import Direction, Side, load_pack, map_record, read_name, source_filter
 from shared.state import StateStore, TableNames
 from shared.sync import EngineOptions, SyncEngine, full_create, match
 from shared.sync.checkpoint import CheckpointStore
 from shared.sync.context import RunContext
 from shared.sync.modified import sync_direction
-from tests.support.azurite import Azurite
 
 PACK = "templates/fo-dataverse.yaml"
 READ, REST = "read a page of F&O customers", "rest (CPU between the steps)"
 LOOKUP_READS = "  lookups' F&O reads (within matching and preparing)"
-PHASES = [READ, "find couplings (Table)", "match against Dataverse", "prepare creates (lookups, mapping)",
+MATCH = "match against Dataverse"
+PHASES = [READ, "find couplings (Table)", MATCH, "prepare creates (lookups, mapping)",
           LOOKUP_READS, "reserve couplings (Table)", "create accounts ($batch)", "complete couplings (Table)",
           "checkpoint + job counts (Table)", REST, "CPU: this process (sync)", "CPU: emulators' process"]
 REFERENCE = ["companies", "currencies", "customer-groups", "payment-terms"]
@@ -143,6 +146,7 @@ class Phases:
     seconds: Counter[str] = field(default_factory=Counter)
     active: Counter[str] = field(default_factory=Counter)
     since: dict[str, float] = field(default_factory=dict)
+    spans: dict[str, list[float]] = field(default_factory=dict)  # each stretch of a label, in order
     restore: list[Callable[[], None]] = field(default_factory=list)
 
     def enter(self, label: str) -> None:
@@ -153,7 +157,9 @@ class Phases:
     def leave(self, label: str) -> None:
         self.active[label] -= 1
         if not self.active[label]:
-            self.seconds[label] += time.perf_counter() - self.since.pop(label)
+            span = time.perf_counter() - self.since.pop(label)
+            self.seconds[label] += span
+            self.spans.setdefault(label, []).append(span)
 
     def wrap(self, owner: Any, name: str, label: str) -> None:
         original = getattr(owner, name)
@@ -167,25 +173,26 @@ class Phases:
 
         self.patch(owner, name, timed)
 
-    def wrap_listing(self, connector: Any, labels: Callable[[str], str]) -> None:
-        """Time spent waiting for the pages of `connector.list`, labelled by entity."""
-        original = connector.list
+    def wrap_iter(self, owner: Any, name: str, labels: Callable[[str], str]) -> None:
+        """Time spent waiting for the items of the async iterator `owner.name(first, …)` returns, labelled by
+        its first argument (an entity set, a mapping)."""
+        original = getattr(owner, name)
 
-        def listing(entity: str, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-            async def pages() -> AsyncIterator[Any]:
-                it = original(entity, *args, **kwargs).__aiter__()
+        def listing(first: str, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+            async def items() -> AsyncIterator[Any]:
+                it = original(first, *args, **kwargs).__aiter__()
                 while True:
-                    self.enter(labels(entity))
+                    self.enter(labels(first))
                     try:
-                        page = await it.__anext__()
+                        item = await it.__anext__()
                     except StopAsyncIteration:
                         return
                     finally:
-                        self.leave(labels(entity))
-                    yield page
-            return pages()
+                        self.leave(labels(first))
+                    yield item
+            return items()
 
-        self.patch(connector, "list", listing)
+        self.patch(owner, name, listing)
 
     def patch(self, owner: Any, name: str, replacement: Any) -> None:
         own = isinstance(owner, type) or name in vars(owner)  # a class or module attribute, not a bound method
@@ -313,11 +320,10 @@ async def baseline(bench: Bench, n: int) -> dict[str, float]:
 def wrap_phases(engine: SyncEngine) -> Phases:
     phases = Phases()
     listed = engine.mapping("customers").erp.entity
-    phases.wrap_listing(engine.connector(Side.ERP),
-                        lambda entity: READ if entity == listed else LOOKUP_READS)
+    phases.wrap_iter(engine.connector(Side.ERP), "list", lambda entity: READ if entity == listed else LOOKUP_READS)
     phases.wrap(full_create, "prepare", "prepare creates (lookups, mapping)")
     phases.wrap(engine.state.couplings, "find_couplings", "find couplings (Table)")
-    phases.wrap(match, "match_page", "match against Dataverse")
+    phases.wrap(match, "match_page", MATCH)
     phases.wrap(engine.state.couplings, "reserve_many", "reserve couplings (Table)")
     phases.wrap(engine.connector(Side.CRM), "write_batch", "create accounts ($batch)")
     phases.wrap(engine.state.couplings, "complete_many", "complete couplings (Table)")
@@ -327,7 +333,7 @@ def wrap_phases(engine: SyncEngine) -> Phases:
 
 
 async def ours(bench: Bench, expected: int, cpu: Callable[[], float],
-               then: Callable[[SyncEngine], Awaitable[None]]) -> tuple[dict[str, float], Counter[str]]:
+               then: Callable[[SyncEngine], Awaitable[None]]) -> tuple[dict[str, float], Phases]:
     async with bench.engine() as engine:
         await engine.sync_full(REFERENCE)
         phases = wrap_phases(engine)
@@ -343,12 +349,41 @@ async def ours(bench: Bench, expected: int, cpu: Callable[[], float],
               f"full sync did not sync every record: {done} of {expected}, {run.counts}, "
               f"{[f.message for f in run.failures[:3]]}")
         await then(engine)
-    phases.seconds[REST] = seconds - sum(
-        v for k, v in phases.seconds.items() if not k.startswith(" "))
+    phases.seconds[REST] = seconds - sum(v for k, v in phases.seconds.items() if not k.startswith(" "))
     phases.seconds["CPU: this process (sync)"] = cpu_ours
     phases.seconds["CPU: emulators' process"] = cpu_emulators
     return {"records": expected, "seconds": seconds, "rps": expected / seconds, "calls": sent.calls,
-            "table": sent.table}, phases.seconds
+            "table": sent.table}, phases
+
+
+async def match_query_ms(engine: SyncEngine, keys: list[str], repeat: int = 3) -> tuple[float, float]:
+    """One 25-record match query for coupled USMF customers, as `match_page` writes it (the company, then the
+    account number, per record), and the same accounts by account number alone: median ms of each."""
+    mapping, crm = engine.mapping("customers"), engine.connector(Side.CRM)
+    [[company]] = [page async for page in crm.list("cdm_companies", filter="cdm_companycode eq 'USMF'")]
+    attr = read_name(mapping, mapping.company.field, Side.CRM) if mapping.company else None
+    parsed = [parse_key_predicate(k) for k in keys]
+    shared = {n for n, times in Counter(p["CustomerAccount"] for p in parsed).items() if times > 1}  # C-1001
+    usmf = [p["CustomerAccount"] for p in parsed if p["dataAreaId"] == "usmf" and p["CustomerAccount"] not in shared]
+    numbers = [usmf[i * len(usmf) // 25] for i in range(25)]
+    group = mapping.match_groups()[0]
+    texts = [match.match_filter(group, Direction.TO_CRM, ({attr: uuid.UUID(company.id), "accountnumber": n}
+                                                          for n in numbers), attr),
+             match.match_filter(group, Direction.TO_CRM, ({"accountnumber": n} for n in numbers))]
+    medians = []
+    for text in texts:
+        took = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            found = [r async for page in crm.list("accounts", filter=text) for r in page]
+            took.append((time.perf_counter() - started) * 1000)
+            check(len(found) == 25, f"a match query found {len(found)} accounts, not 25: {text[:200]}")
+        medians.append(statistics.median(took))
+    return medians[0], medians[1]
+
+
+CATCH_UP_PHASES = ["read couplings (Table)", "read F&O pages", "sync the changed records",
+                   "rest (CPU: map and compare)"]
 
 
 async def catch_up(bench: Bench, engine: SyncEngine, keys: list[str], share: float) -> dict[str, Any]:
@@ -361,15 +396,23 @@ async def catch_up(bench: Bench, engine: SyncEngine, keys: list[str], share: flo
                                   json={"PrimaryContactPhone": f"+1 555 01{i:05d}"})
             check(r.status_code < 300, f"editing {key} failed: {r.status_code} {r.text[:200]}")
     mapping = engine.mapping("customers")
-    run, seconds, sent = await bench.timed(sync_direction(engine, mapping, Side.ERP, trigger="bench",
-                                                    run_start=engine.options.clock()))
+    phases = Phases()
+    phases.wrap_iter(engine.state.couplings, "list_couplings", lambda _: CATCH_UP_PHASES[0])
+    phases.wrap_iter(engine.connector(Side.ERP), "list", lambda _: CATCH_UP_PHASES[1])
+    phases.wrap(engine, "sync_in_context", CATCH_UP_PHASES[2])
+    try:
+        run, seconds, sent = await bench.timed(sync_direction(engine, mapping, Side.ERP, trigger="bench",
+                                                              run_start=engine.options.clock()))
+    finally:
+        phases.undo()
+    phases.seconds[CATCH_UP_PHASES[3]] = seconds - sum(phases.seconds.values())
     counts = run.counts
     check(run.error is None and not run.failures and counts.get("modified", 0) == len(changed)
           and counts.get("unchanged", 0) == len(keys) - len(changed),
           f"catch-up with {len(changed)} changed did not find exactly them: {counts}, {run.error}, "
           f"{[f.message for f in run.failures[:3]]}")
     return {"changed": len(changed), "seconds": seconds, "fo": sent.of(bench.info["fo"]),
-            "dv": sent.of(bench.info["dv"]), "table": sent.table, "counts": counts}
+            "dv": sent.of(bench.info["dv"]), "table": sent.table, "counts": counts, "phases": phases.seconds}
 
 
 def table(title: str, rows: list[tuple[str, dict[str, float]]], reference: dict[str, float]) -> None:
@@ -389,6 +432,7 @@ async def main_async(args: argparse.Namespace, info: dict[str, Any], cpu: Callab
     print(f"seeded F&O in {time.perf_counter() - started:.1f} s: {len(coupled)} organisation customers "
           f"({', '.join(f'{c.upper()} {len(v)}' for c, v in sorted(keys.items()))})")
     catch_ups: list[dict[str, Any]] = []
+    queries: list[float] = []
     with Azurite() as azurite:
         bench = Bench(info, azurite, args.batch_size, args.concurrency)
         await bench.fresh_dataverse(lat, op)
@@ -400,6 +444,7 @@ async def main_async(args: argparse.Namespace, info: dict[str, Any], cpu: Callab
         await bench.fresh_dataverse(lat, op)
 
         async def then(engine: SyncEngine) -> None:
+            queries.extend(await match_query_ms(engine, coupled))
             for share in (0.0, args.changed):
                 catch_ups.append(await catch_up(bench, engine, coupled, share))
                 print(f"catch-up, {share:.0%} changed: done")
@@ -413,12 +458,19 @@ async def main_async(args: argparse.Namespace, info: dict[str, Any], cpu: Callab
                         (f"capacity bound (Dataverse, {args.batch_size}-op $batch x16)", bound)], mine)
     print(f"\nwhere the full sync's {mine['seconds']:.1f} s go (wall seconds of the sequential steps of its pages):")
     for label in PHASES:
-        print(f"  {label:64} {phases[label]:>7.1f}")
+        print(f"  {label:64} {phases.seconds[label]:>7.1f}")
+    print("matching, per page of 1000 (s): " + " ".join(f"{s:.1f}" for s in phases.spans.get(MATCH, [])))
+    print(f"one 25-record match query against the {len(coupled)} accounts afterwards: {queries[0]:.0f} ms as the "
+          f"engine writes it (company and account number per record), {queries[1]:.0f} ms by account number alone "
+          f"(medians of 3, each with the {lat:g} ms injected latency)")
     print(f"\ncontent-compare catch-up of the F&O side over {len(coupled)} coupled customers "
           "(sync_direction(customers, ERP))")
-    print(f"{'changed':>8} {'seconds':>8} {'F&O req':>8} {'DV req':>8} {'Table req':>10} {'counts'}")
+    print(f"{'changed':>8} {'seconds':>8} {'F&O req':>8} {'DV req':>8} {'Table req':>10}  counts; seconds of: "
+          + ", ".join(CATCH_UP_PHASES))
     for c in catch_ups:
-        print(f"{c['changed']:>8} {c['seconds']:>8.2f} {c['fo']:>8} {c['dv']:>8} {c['table']:>10} {c['counts']}")
+        split = " / ".join(f"{c['phases'][p]:.2f}" for p in CATCH_UP_PHASES)
+        print(f"{c['changed']:>8} {c['seconds']:>8.2f} {c['fo']:>8} {c['dv']:>8} {c['table']:>10}  {c['counts']}; "
+              f"{split}")
 
 
 def main() -> None:
@@ -427,8 +479,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=10_000, help="organisation customers to seed and sync")
     parser.add_argument("--baseline-records", type=int, default=1000,
                         help="records the sequential baseline creates (its rate does not depend on the count)")
-    parser.add_argument("--bound-records", type=int, default=3200,
-                        help="creates sent for the capacity bound (3200 = two rounds of 16 batches of 100)")
+    parser.add_argument("--bound-records", type=int, default=6400,
+                        help="creates sent for the capacity bound (6400 = four rounds of 16 batches of 100)")
     parser.add_argument("--changed", type=float, default=0.01, help="share of customers changed for the catch-up")
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--batch-op-latency-ms", type=float, default=2.0)
