@@ -180,7 +180,8 @@ def build_tables() -> dict[str, TableDef]:
             *_a("name description estimatedclosedate:datetime"), Attr("estimatedvalue", money),
             Attr("closeprobability", "int"),
             Attr("customerid", "lookup", ("account", "contact"), polymorphic=True),
-            *_a("transactioncurrencyid:lookup=transactioncurrency pricelevelid:lookup=pricelevel"),
+            *_a("transactioncurrencyid:lookup=transactioncurrency pricelevelid:lookup=pricelevel "
+                "parentcontactid:lookup=contact parentaccountid:lookup=account"),
         ], states={0: (1, 2), 1: (3,), 2: (4, 5)}),  # Open, Won, Lost
         # Quote states: Draft (In Progress), Active (In Progress, Open), Won, Closed (Lost, Canceled, Revised).
         _table("quotes", "quote", "name", _order_attrs("quotenumber", "opportunityid:lookup=opportunity"),

@@ -120,6 +120,11 @@ class Connector(Protocol):
         """Pages of records whose `modified_field` is after `since` (at or after when `inclusive`), oldest first."""
         ...
 
+    def modified_field_of(self, entity: str) -> str | None:
+        """The field that says when a record of `entity` last changed; None when it has none (F&O entities,
+        BC document lines): such records are caught up by content."""
+        ...
+
     def keyset(self, entity: str, after: str | None) -> tuple[str, str | None]:
         """(`$orderby`, `$filter`) reading `entity` in key order after record `after` (None: from the start)."""
         ...

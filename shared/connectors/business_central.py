@@ -35,6 +35,9 @@ from shared.settings import ErpSettings
 DEFAULT_BASE_URL = "https://api.businesscentral.dynamics.com/v2.0"
 DEFAULT_SCOPE = "https://api.businesscentral.dynamics.com/.default"
 MAX_BATCH = 100  # operations per JSON $batch
+# Document lines carry no lastModifiedDateTime (API v2.0 reference): they are caught up by content.
+NO_MODIFIED = frozenset({"salesOrderLines", "salesInvoiceLines", "salesQuoteLines", "salesCreditMemoLines",
+                         "purchaseInvoiceLines", "purchaseOrderLines"})
 MAX_PAGE = 20000
 HEADERS = {"Accept": "application/json"}
 JSON_BODY = {"Content-Type": "application/json"}
@@ -97,6 +100,12 @@ class BusinessCentralConnector(ODataReads):
 
     def key_fields(self, entity: str) -> tuple[str, ...]:
         return ("id",)
+
+    def modified_field_of(self, entity: str) -> str | None:
+        return None if entity in NO_MODIFIED else self.modified_field
+
+    def required_for(self, entity: str) -> tuple[str, ...]:
+        return ("id",) if entity in NO_MODIFIED else self.required_fields
 
     def url(self, entity: str, record_id: str | None = None) -> str:
         return self.api_root + self.path(entity, record_id)

@@ -37,6 +37,10 @@ class ODataReads:
         """The fields a `Record` of `entity` needs in every `$select` (F&O: its key properties)."""
         return self.required_fields
 
+    def modified_field_of(self, entity: str) -> str | None:
+        """The field that says when a record of `entity` last changed, or None when the entity has none."""
+        return self.modified_field or None
+
     def key_fields(self, entity: str) -> tuple[str, ...]:
         """The entity's key properties (BC `id`, Dataverse `<logicalname>id`, F&O `dataAreaId` + natural key)."""
         raise NotImplementedError

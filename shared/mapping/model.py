@@ -42,7 +42,9 @@ class EntityRef(_Model):
     logical_name: str | None = None  # Dataverse logical name (`account` for entity set `accounts`)
     natural_key: list[str] = []  # for idempotent creates (upsert by alternate key) and match-coupling
     option_set: str | None = None  # option mappings only: the option attribute of `entity`
-    modified_field: str | None = None  # overrides the system's default (lastModifiedDateTime, modifiedon)
+    # Overrides what the connector knows (lastModifiedDateTime, modifiedon); "" declares there is none, so the
+    # modified-records sync catches up by content.
+    modified_field: str | None = None
 
 
 class Companies(_Model):

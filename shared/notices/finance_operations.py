@@ -70,7 +70,7 @@ def parse_event(body: bytes, *, entity: str, public_name: str | None, key_fields
     except ConnectorError:
         raise NoticeError(f"the Target lacks a key property of {entity} ({', '.join(key_fields)})") from None
     return ChangeNotice(System.FINANCE_OPERATIONS, entity, change, record_id, seen_at,
-                        actor=_object_id(data.get("InitiatingUserAADObjectId")), marker=str(control))
+                        actor=_object_id(data.get("InitiatingUserAADObjectId")), marker=str(control), values=values)
 
 
 def _check_entity(data: Mapping[str, Any], entity: str, public_name: str | None) -> None:

@@ -18,7 +18,7 @@ from shared.notices import business_central as bc
 from shared.notices import dataverse as dv
 from shared.notices import finance_operations as fo
 from shared.notices.model import Change, ChangeNotice, NoticeError, Unauthenticated
-from shared.notices.routing import logical_name, messages_for
+from shared.notices.routing import logical_name, messages_for, outside_every_filter
 from shared.queue import QueueSender, SyncMessage
 from shared.settings import WebhookSettings
 from shared.sync.context import utc_now
@@ -136,6 +136,11 @@ async def receive_finance_operations(intake: Intake, entity: str, request: Reque
                                 key_fields=keys, companies=intake.companies, seen_at=intake.clock())
     except NoticeError as exc:
         return _refused(400, System.FINANCE_OPERATIONS, entity, str(exc))
+    if notice.change is not Change.DELETED and outside_every_filter(intake.pack, Side.ERP, entity, notice.values):
+        # The event carries the whole record: one that no mapping's filter takes (P2C's other legal entities)
+        # costs no queue message and no read. A deletion always goes through (a coupling may hold it).
+        log.info("finance_operations/%s: 1 notice outside every mapping's filter, 0 message(s) queued", entity)
+        return Answer(202)
     return await _enqueue(intake, Side.ERP, entity, [notice])
 
 

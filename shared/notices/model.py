@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from shared.mapping import System
 
@@ -41,6 +43,9 @@ class ChangeNotice:
     marker: str | None = None
     collection_filter: str | None = None
     size_exceeded: bool = False  # Dataverse left out the record's attributes: read the record (we always do)
+    # The record as the notice carried it (F&O data events send every field), for cheap early checks only:
+    # the processor always reads the record itself.
+    values: Mapping[str, Any] | None = None
 
     @property
     def actors(self) -> tuple[str, ...]:

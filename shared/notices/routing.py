@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from shared.mapping import Direction, Pack, Side, System, TableMapping
+from shared.mapping import Direction, Pack, Side, System, TableMapping, effective_filter, matches
 from shared.notices.model import Change, ChangeNotice
+from shared.odata import filter_fields
 from shared.queue import SyncMessage
 
 # Systems whose webhooks we receive: BC subscriptions, Dataverse service endpoints, F&O data events.
@@ -52,6 +55,19 @@ def candidate_mappings(pack: Pack, side: Side, entity: str) -> list[TableMapping
     """Mappings a change of `entity` on `side` may feed. The record's values decide among them (filters,
     routes), and the processor reads them when it runs, so every candidate gets a message."""
     return [m for m in pack.mappings if _carries(m, side) and m.entity(side).entity == entity]
+
+
+def outside_every_filter(pack: Pack, side: Side, entity: str, values: Mapping[str, Any] | None) -> bool:
+    """True when `values` (a whole record, as F&O's data events carry it) passes no candidate mapping's filter,
+    judged only where every field the filters name is present: unknown is never "outside"."""
+    mappings = candidate_mappings(pack, side, entity)
+    if values is None or not mappings:
+        return False
+    for m in mappings:
+        text = effective_filter(m, side)
+        if text is None or not filter_fields(text) <= set(values) or matches(m, values, side):
+            return False
+    return True
 
 
 def messages_for(pack: Pack, side: Side, notice: ChangeNotice) -> list[SyncMessage]:

@@ -49,8 +49,8 @@ async def process_message(body: bytes | str, *, engine: SyncEngine, sender: Queu
         mapping = engine.mapping(message.mapping)
     except MappingError as exc:
         raise PoisonMessage(f"{what}: {exc}") from None
-    if not await _route_takes(engine, mapping, message):
-        return Processed(message, None, note="another mapping of the route takes this record")
+    if (elsewhere := await _route_elsewhere(engine, mapping, message)) is not None:
+        return Processed(message, None, note=elsewhere)
     try:
         result = await engine.sync_record(mapping, message.direction, message.source_id, trigger="webhook")
     except ValueError as exc:  # disabled mapping, or a direction the mapping does not carry
@@ -64,16 +64,30 @@ async def process_message(body: bytes | str, *, engine: SyncEngine, sender: Queu
     return Processed(message, result, retry_at=at)
 
 
-async def _route_takes(engine: SyncEngine, mapping: TableMapping, message: SyncMessage) -> bool:
+async def _route_elsewhere(engine: SyncEngine, mapping: TableMapping, message: SyncMessage) -> str | None:
     """A routed entity (one source record, several candidate mappings) goes to the first mapping whose filter
-    it passes; the webhook queued every candidate, so each checks here. A deleted record goes to all (only
-    the mapping holding a coupling has anything to do)."""
+    it passes; the webhook queued every candidate, so each checks here. None: this mapping takes the record;
+    else why not, as the processor reports it. When no rule takes it, the route's `otherwise` says what
+    happens: `skip` (reported), or `error` (an error record, once: on the route's first mapping). A deleted
+    record goes to all (only the mapping holding a coupling has anything to do)."""
     side = message.direction.source
     entity = mapping.entity(side).entity
-    if engine.pack.route_for(side, entity) is None:
-        return True
+    route = engine.pack.route_for(side, entity)
+    if route is None:
+        return None
     try:
-        record = await engine.connector(side).get(entity, message.source_id)
+        record = await engine.connector(side).get(entity, message.source_id, select=engine.select(mapping, side))
     except NotFound:
-        return True
-    return any(m.name == mapping.name for m in select_mappings(engine.pack, side, entity, record.values))
+        return None
+    chosen = select_mappings(engine.pack, side, entity, record.values)
+    if any(m.name == mapping.name for m in chosen):
+        return None
+    if chosen:
+        return f"mapping '{chosen[0].name}' of route '{route.name}' takes this record"
+    why = f"no mapping of route '{route.name}' takes this record (none of {', '.join(route.mappings)} matches)"
+    if route.otherwise == "skip":
+        return f"{why}: skipped (otherwise: skip)"
+    if mapping.name == route.mappings[0]:
+        await engine.state.errors.record_failure(mapping.name, direction=message.direction.value,
+                                                 source_id=message.source_id, message=f"{why} (otherwise: error)")
+    return f"{why}: an error record (otherwise: error)"

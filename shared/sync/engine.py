@@ -40,11 +40,19 @@ class SyncEngine:
     def connector(self, side: Side) -> Connector:
         return self.connectors[Side(side)]
 
+    def modified_field(self, mapping: TableMapping, side: Side) -> str | None:
+        """The field that says when a `side` record of `mapping` changed: the pack's `modified_field` when set
+        ("" declares there is none), else what the connector knows of the entity; None: catch up by content."""
+        declared = mapping.entity(side).modified_field
+        if declared is not None:
+            return declared or None
+        return self.connector(side).modified_field_of(mapping.entity(side).entity)
+
     def select(self, mapping: TableMapping, side: Side) -> list[str] | None:
         """The fields a read of `side` for `mapping` asks for (`reads.fields_to_read`), computed once."""
         key = (mapping.name, Side(side))
         if key not in self._selects:
-            self._selects[key] = fields_to_read(self.pack, mapping, Side(side))
+            self._selects[key] = fields_to_read(self.pack, mapping, Side(side), self.modified_field(mapping, side))
         return self._selects[key]
 
     def mapping(self, mapping: str | TableMapping) -> TableMapping:

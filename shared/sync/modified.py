@@ -55,7 +55,7 @@ async def sync_direction(engine: SyncEngine, mapping: TableMapping, side: Side, 
                          run_start: dt.datetime) -> ModifiedRun:
     flow = Direction.from_source(side)
     state, connector = engine.state, engine.connector(side)
-    modified_field = engine.pack.modified_field(mapping, side) or connector.modified_field
+    modified_field = engine.modified_field(mapping, side)
     # No modified-on field (most F&O entities): find changes by content instead of by watermark.
     by_content = not modified_field
     watermark = None if by_content else await state.watermarks.find_watermark(mapping.name, flow.value)

@@ -93,8 +93,13 @@ def candidates(mapping: TableMapping, base: Snapshot | None,
             if not same(base.erp.get(k), values[Side.ERP].get(k)) or not same(base.crm.get(k), values[Side.CRM].get(k))}
 
 
-def settle(policy: ConflictPolicy, modified: Mapping[Side, dt.datetime | None]) -> Side | None:
-    """The winning side of a conflict under `policy`, or None when it stays unresolved."""
+def settle(policy: ConflictPolicy, modified: Mapping[Side, dt.datetime | None],
+           source: Side | None = None) -> Side | None:
+    """The winning side of a conflict under `policy`, or None when it stays unresolved.
+
+    Newest-wins compares the sides' modified-on times. Where a side has none (most Finance and Operations
+    entities), it cannot: then the change not being synced now wins — the target's. Changes are synced in the
+    order their notices arrive, so the side whose change is still to come changed last."""
     if policy is ConflictPolicy.ERP_WINS:
         return Side.ERP
     if policy is ConflictPolicy.CRM_WINS:
@@ -103,6 +108,8 @@ def settle(policy: ConflictPolicy, modified: Mapping[Side, dt.datetime | None]) 
     if policy is ConflictPolicy.NEWEST_WINS and erp is not None and crm is not None:
         # A tie keeps the ERP value: the ERP is the system of record for business data.
         return Side.CRM if crm > erp else Side.ERP
+    if policy is ConflictPolicy.NEWEST_WINS and source is not None:
+        return source.other
     return None
 
 
@@ -146,7 +153,7 @@ def plan_sync(
         if erp_changed and crm_changed:
             if _agree(key, values, expected):
                 continue
-            winner = settle(policy, modified)
+            winner = settle(policy, modified, source)
             plan.conflicts.append(Conflict(key, base.erp.get(key), values[Side.ERP].get(key),
                                            values[Side.CRM].get(key), winner))
             if winner is not None:

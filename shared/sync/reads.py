@@ -15,8 +15,9 @@ from shared.odata import filter_fields
 from shared.sync.keys import read_names
 
 
-def fields_to_read(pack: Pack, mapping: TableMapping, side: Side) -> list[str] | None:
-    """The `$select` of a read of `side` for `mapping`, or None to read every field."""
+def fields_to_read(pack: Pack, mapping: TableMapping, side: Side, modified: str | None) -> list[str] | None:
+    """The `$select` of a read of `side` for `mapping` (whose modified-on field is `modified`), or None to read
+    every field."""
     if mapping.expands(side):
         return None
     names: set[str] = set()
@@ -32,6 +33,6 @@ def fields_to_read(pack: Pack, mapping: TableMapping, side: Side) -> list[str] |
     for other in pack.mappings:
         if other.entity(side).entity == entity and (text := effective_filter(other, side)):
             names |= filter_fields(text)
-    if modified := pack.modified_field(mapping, side):
+    if modified:
         names.add(modified)
     return sorted(names)

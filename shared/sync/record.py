@@ -95,7 +95,10 @@ async def _remember(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, 
             coupling.last_job_id = ctx.job_id or coupling.last_job_id
             with contextlib.suppress(ConcurrentUpdate):  # someone synced it meanwhile: their result stands
                 await engine.state.couplings.update_coupling(coupling)
-    elif result.synced and had_error:
+    elif had_error and (result.synced or (ctx.force and result.outcome is Outcome.IGNORED)):
+        # In step; or an operator's retry found that a rule now leaves nothing to do (they removed the coupling,
+        # the record left the filter): the recorded error no longer describes the record. An automatic pass
+        # that ignores it (only coupled records, not created) leaves the error for the retry that creates.
         await errors.delete_error(mapping.name, flow.value, result.source_id)
 
 

@@ -16,8 +16,6 @@ import re
 import time
 from pathlib import Path
 
-import pytest
-
 from emulators.sandbox import Sandbox, SandboxError
 from tests.e2e.fo_support import (
     CUSTOMER_CHAIN,
@@ -196,12 +194,6 @@ async def test_dual_write_initial_sync_then_live_changes_both_ways() -> None:
         assert await _errors(sb) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "newest_wins cannot settle a conflict on an F&O mapping: F&O data entities have no modified-on "
-    "(FinanceOperationsConnector.modified_field = ''), so shared/sync/plan.settle gets no ERP time and returns "
-    "None; every same-field conflict of fo-dataverse's newest_wins maps becomes an operator error ('conflict "
-    "policy newest_wins leaves it to an operator', skipped after two attempts) and the later edit never wins "
-    "(the data event's EventTime is not used)"))
 async def test_dual_write_conflict_the_later_edit_wins_on_both_sides() -> None:
     # Both notifications are held longer than the gap between the two edits, so neither is synced before the
     # other side changes too. Dataverse stamps whole seconds: a gap over 1 s makes Anna's edit the later one.
@@ -279,12 +271,6 @@ async def test_dual_write_deletions_and_missed_data_events_are_never_silent() ->
         assert timer_job["counts"].get("modified") == 1 and timer_job["counts"].get("failed") == 1, timer_job
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a deletion conflict cannot be cleared the way its message proposes ('restore the record or remove the "
-    "coupling'): after POST mappings/customers/uncouple, POST errors/retry answers ok=true with outcome "
-    "'ignored' ('the erp record does not exist and is not coupled'), but Outcome.IGNORED is not "
-    "SyncResult.synced, so shared/sync/record.py keeps the error record (docs/admin-api.md: a success deletes "
-    "it); it stays listed until the purge"))
 async def test_dual_write_deletion_conflict_cleared_by_removing_the_coupling() -> None:
     async with Sandbox(pack=FO_PACK, records=0, dataverse_delay_ms=100) as sb:
         await full_sync(sb, CUSTOMER_CHAIN)
@@ -526,8 +512,8 @@ async def test_p2c_webhook_refuses_what_it_should_and_queues_a_repeated_event_on
         assert len(sessions_of(sb, "sales-orders", order_key)) == 1
         assert sb.queue.duplicates_dropped == dropped + 1
 
-        # A well-formed event of a legal entity P2C does not sync (DEMF) is accepted, then the processor leaves
-        # the record alone: nothing reaches Sales. (That it is queued at all: see the xfail test below.)
+        # A well-formed event of a legal entity P2C does not sync (DEMF) is accepted and dropped on arrival: the
+        # event carries the whole record, which no mapping's filter takes. Nothing is queued, nothing reaches Sales.
         since = time.monotonic()
         de_order = await sb.fo_row("SalesOrderHeadersV2", "dataAreaId='demf',SalesOrderNumber='DESO-000001'")
         r = await sb.http.post(url, params={"code": sb.fo_key},
@@ -536,17 +522,13 @@ async def test_p2c_webhook_refuses_what_it_should_and_queues_a_repeated_event_on
         assert r.status_code == 202
         await quiet(sb)
         assert not await _has(sb, "salesorders", ordernumber="DESO-000001")
-        notes = notes_about(sb, since, de_order["@key"])
-        assert notes and all(n.endswith(": ignored") for n in notes), notes
+        assert sessions_of(sb, "sales-orders", de_order["@key"]) == []
+        assert notes_about(sb, since, de_order["@key"]) == []  # the processor never saw it
+        assert any("outside every mapping's filter" in e.message for e in sb.events_since(since))
         assert await sb.dv_row("salesorders", salesorder["salesorderid"]) == salesorder
         assert await _errors(sb) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "P2C declares its one legal entity only through ERP filters (dataAreaId eq 'usmf'), not a `companies` "
-    "declaration, so shared/connectors/finance_operations.synced_companies(pack) is None and the F&O webhook "
-    "accepts (202) and queues data events of every legal entity; each DEMF/GBSI event costs a queue message "
-    "and an F&O read before the processor ignores it"))
 async def test_p2c_data_events_of_other_legal_entities_are_not_queued() -> None:
     async with Sandbox(pack=P2C_PACK, records=0, dataverse_delay_ms=100) as sb:
         url = f"{sb.functions_url}/api/webhooks/finance_operations/SalesOrderHeadersV2"
@@ -557,12 +539,6 @@ async def test_p2c_data_events_of_other_legal_entities_are_not_queued() -> None:
         assert sessions_of(sb, "sales-orders", de_order["@key"]) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a routed record no rule takes is reported wrongly: for P2C's sales-contacts route (otherwise: skip) "
-    "shared/queue/process._route_takes answers False for every candidate, so the processor logs 'another "
-    "mapping of the route takes this record' for both mappings although none does; Route.otherwise is never "
-    "read at run time (only by the CLI), so the skip has no reason anywhere (and otherwise: error could not "
-    "record one)"))
 async def test_p2c_contact_no_rule_takes_is_reported_as_skipped_with_its_reason() -> None:
     async with Sandbox(pack=P2C_PACK, records=0, dataverse_delay_ms=100) as sb:
         since = time.monotonic()

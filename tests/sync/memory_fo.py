@@ -62,6 +62,9 @@ class MemoryFinanceOperations:
     def list_changed_since(self, entity: str, since: dt.datetime, **kwargs: Any) -> AsyncIterator[list[Record]]:
         return self.list(entity, filter=kwargs.get("filter"))
 
+    def modified_field_of(self, entity: str) -> str | None:
+        return self.modified_field
+
     def keyset(self, entity: str, after: str | None) -> tuple[str, str | None]:
         """Key order from the start (these tests never resume a full sync from a checkpoint)."""
         return ",".join(f"{k} asc" for k in self.keys[entity]), None

@@ -101,7 +101,8 @@ def test_both_sides_changed_to_agreeing_values_is_not_a_conflict(mapping: TableM
     (ConflictPolicy.NEWEST_WINS, {Side.ERP: T0, Side.CRM: T0 + dt.timedelta(seconds=1)}, Side.CRM),
     (ConflictPolicy.NEWEST_WINS, {Side.ERP: T0 + dt.timedelta(seconds=1), Side.CRM: T0}, Side.ERP),
     (ConflictPolicy.NEWEST_WINS, {Side.ERP: T0, Side.CRM: T0}, Side.ERP),  # a tie keeps the ERP value
-    (ConflictPolicy.NEWEST_WINS, {Side.ERP: T0}, None),  # no timestamp on one side: unresolved
+    # No timestamp on one side (F&O): the change still to come wins, here the CRM's (the sync is from the ERP).
+    (ConflictPolicy.NEWEST_WINS, {Side.ERP: T0}, Side.CRM),
 ])
 def test_same_field_changed_on_both_sides_follows_the_policy(mapping: TableMapping, policy: ConflictPolicy,
                                                               modified: dict, winner: Side | None) -> None:
@@ -159,6 +160,15 @@ def test_an_unresolved_lookup_is_reported_as_a_dependency_not_a_mapping_error() 
 
 def test_settle_without_a_policy_to_settle_leaves_it_open() -> None:
     assert settle(ConflictPolicy.ERROR, {Side.ERP: T0, Side.CRM: T0}) is None
+
+
+@pytest.mark.parametrize("source", [Side.ERP, Side.CRM])
+def test_newest_wins_without_a_modified_on_lets_the_change_still_to_come_win(source: Side) -> None:
+    # F&O entities carry no modified-on: the side whose notice is not being processed changed last.
+    assert settle(ConflictPolicy.NEWEST_WINS, {Side.ERP: None, Side.CRM: T0}, source) is source.other
+    assert settle(ConflictPolicy.NEWEST_WINS, {Side.ERP: None, Side.CRM: T0}) is None  # nothing to tell by
+    later = T0 + dt.timedelta(seconds=1)
+    assert settle(ConflictPolicy.NEWEST_WINS, {Side.ERP: later, Side.CRM: T0}, Side.ERP) is Side.ERP  # times first
 
 
 @pytest.mark.parametrize(("direction", "policy", "deleted", "action"), [
