@@ -131,9 +131,10 @@ class Requests:
     def calls(self) -> int:
         return sum(self.api.values())
 
-    def of(self, url: str) -> int:
+    def of(self, url: str, method: str | None = None) -> int:
         port = str(urlsplit(url).port)
-        return sum(n for key, n in self.api.items() if key.split()[0] == port)
+        return sum(n for key, n in self.api.items()
+                   if key.split()[0] == port and method in (None, key.split()[1]))
 
 
 # ----- where the time of a full sync goes: wall time during which at least one call of a step was running.
@@ -333,7 +334,7 @@ def wrap_phases(engine: SyncEngine) -> Phases:
 
 
 async def ours(bench: Bench, expected: int, cpu: Callable[[], float],
-               then: Callable[[SyncEngine], Awaitable[None]]) -> tuple[dict[str, float], Phases]:
+               then: Callable[[SyncEngine], Awaitable[None]]) -> tuple[dict[str, Any], Phases]:
     async with bench.engine() as engine:
         await engine.sync_full(REFERENCE)
         phases = wrap_phases(engine)
@@ -353,7 +354,7 @@ async def ours(bench: Bench, expected: int, cpu: Callable[[], float],
     phases.seconds["CPU: this process (sync)"] = cpu_ours
     phases.seconds["CPU: emulators' process"] = cpu_emulators
     return {"records": expected, "seconds": seconds, "rps": expected / seconds, "calls": sent.calls,
-            "table": sent.table}, phases
+            "table": sent.table, "split": sent}, phases
 
 
 async def match_query_ms(engine: SyncEngine, keys: list[str], repeat: int = 3) -> tuple[float, float]:
@@ -415,7 +416,7 @@ async def catch_up(bench: Bench, engine: SyncEngine, keys: list[str], share: flo
             "dv": sent.of(bench.info["dv"]), "table": sent.table, "counts": counts, "phases": phases.seconds}
 
 
-def table(title: str, rows: list[tuple[str, dict[str, float]]], reference: dict[str, float]) -> None:
+def table(title: str, rows: list[tuple[str, dict[str, Any]]], reference: dict[str, Any]) -> None:
     print(f"\n{title}")
     print(f"{'run':44} {'records':>8} {'seconds':>8} {'records/s':>10} {'API calls':>10} {'calls/rec':>10} "
           f"{'Table req':>10} {'vs ours':>8}")
@@ -456,6 +457,10 @@ async def main_async(args: argparse.Namespace, info: dict[str, Any], cpu: Callab
     table("full sync", [("full sync (SyncEngine.sync_full)", mine),
                         ("naive baseline (GET, then 1 POST each)", naive),
                         (f"capacity bound (Dataverse, {args.batch_size}-op $batch x16)", bound)], mine)
+    split = mine["split"]
+    print(f"the full sync's API calls: F&O GET {split.of(info['fo'], 'GET')}, Dataverse GET "
+          f"{split.of(info['dv'], 'GET')}, Dataverse POST ($batch) {split.of(info['dv'], 'POST')}, other "
+          f"{split.calls - split.of(info['fo'], 'GET') - split.of(info['dv'], 'GET') - split.of(info['dv'], 'POST')}")
     print(f"\nwhere the full sync's {mine['seconds']:.1f} s go (wall seconds of the sequential steps of its pages):")
     for label in PHASES:
         print(f"  {label:64} {phases.seconds[label]:>7.1f}")
