@@ -47,10 +47,15 @@ class People:
         return f"{self.rng.choice(NAMES)} {self.serial:03d}"
 
     async def live(self, side: Side) -> list[str]:
-        """Records of this run that still exist on `side`, including counterparts the sync created."""
-        table, key = ("customers", "id") if side is Side.ERP else ("accounts", "accountid")
+        """Records of this run that still exist on `side`, including counterparts the sync created — also those
+        a modified run created, which no result named: they carry the run's numbers (CV…, AV…). Such a
+        counterpart may outlive its coupling (customers are `remove_coupling`: a deleted customer leaves its
+        account uncoupled), and must then be synced again like any record of the run."""
+        table, key, number = (("customers", "id", "number") if side is Side.ERP
+                              else ("accounts", "accountid", "accountnumber"))
         rows = await (self.world.bc if side is Side.ERP else self.world.dv).rows(table)
-        return [r[key] for r in rows if r[key] in self.ours(side)]
+        return [r[key] for r in rows
+                if r[key] in self.ours(side) or str(r.get(number) or "").startswith(("CV", "AV"))]
 
     def ours(self, side: Side) -> set[str]:
         return set(self.customers if side is Side.ERP else self.accounts)
@@ -122,6 +127,11 @@ async def settle(world: World, people: People) -> None:
         for record_id in await people.live(side):
             result = await world.engine.sync_record("customers", Direction.from_source(side), record_id,
                                                     create=True, force=True)
+            if result.outcome is Outcome.UNCOUPLED:
+                # Its counterpart was deleted and customers are `remove_coupling`: the record stays, uncoupled;
+                # synchronising it now creates a new counterpart, as "synchronise all" does.
+                result = await world.engine.sync_record("customers", Direction.from_source(side), record_id,
+                                                        create=True, force=True)
             assert result.ok, (record_id, result.outcome, result.message)
             people.adopt(result)
     for _ in range(3):
