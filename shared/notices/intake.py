@@ -18,7 +18,7 @@ from shared.notices import business_central as bc
 from shared.notices import dataverse as dv
 from shared.notices import finance_operations as fo
 from shared.notices.model import Change, ChangeNotice, NoticeError, Unauthenticated
-from shared.notices.routing import logical_name, messages_for, outside_every_filter
+from shared.notices.routing import logical_name, messages_for, taking_mappings
 from shared.queue import QueueSender, SyncMessage
 from shared.settings import WebhookSettings
 from shared.sync.context import utc_now
@@ -136,12 +136,16 @@ async def receive_finance_operations(intake: Intake, entity: str, request: Reque
                                 key_fields=keys, companies=intake.companies, seen_at=intake.clock())
     except NoticeError as exc:
         return _refused(400, System.FINANCE_OPERATIONS, entity, str(exc))
-    if notice.change is not Change.DELETED and outside_every_filter(intake.pack, Side.ERP, entity, notice.values):
-        # The event carries the whole record: one that no mapping's filter takes (P2C's other legal entities)
-        # costs no queue message and no read. A deletion always goes through (a coupling may hold it).
-        log.info("finance_operations/%s: 1 notice outside every mapping's filter, 0 message(s) queued", entity)
-        return Answer(202)
-    return await _enqueue(intake, Side.ERP, entity, [notice])
+    only = None
+    if notice.change is not Change.DELETED and notice.values is not None:
+        # The event carries the whole record: a mapping whose filter it fails (P2C's other legal entities, the
+        # organisations' map for a person) costs no queue message and no read. A deletion goes to every mapping
+        # (a coupling may hold it).
+        only = {m.name for m in taking_mappings(intake.pack, Side.ERP, entity, notice.values)}
+        if not only:
+            log.info("finance_operations/%s: 1 notice outside every mapping's filter, 0 message(s) queued", entity)
+            return Answer(202)
+    return await _enqueue(intake, Side.ERP, entity, [notice], only=only)
 
 
 def _refused(status: int, system: System, entity: str, why: str) -> Answer:
@@ -169,11 +173,15 @@ async def _expand(intake: Intake, entity: str, notices: Sequence[ChangeNotice]) 
     return out
 
 
-async def _enqueue(intake: Intake, side: Side, entity: str, notices: Sequence[ChangeNotice]) -> Answer:
+async def _enqueue(intake: Intake, side: Side, entity: str, notices: Sequence[ChangeNotice], *,
+                   only: set[str] | None = None) -> Answer:
+    """Queue one message per (candidate mapping, record); `only` limits the mappings."""
     fresh = [n for n in notices if not intake.is_echo(n, side)]
     messages: dict[str, SyncMessage] = {}
     for notice in fresh:
         for message in messages_for(intake.pack, side, notice):
+            if only is not None and message.mapping not in only:
+                continue
             messages.setdefault(message.message_id, message)  # repeats inside one batch
     try:
         await intake.sender.send(list(messages.values()))

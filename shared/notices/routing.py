@@ -57,17 +57,16 @@ def candidate_mappings(pack: Pack, side: Side, entity: str) -> list[TableMapping
     return [m for m in pack.mappings if _carries(m, side) and m.entity(side).entity == entity]
 
 
-def outside_every_filter(pack: Pack, side: Side, entity: str, values: Mapping[str, Any] | None) -> bool:
-    """True when `values` (a whole record, as F&O's data events carry it) passes no candidate mapping's filter,
-    judged only where every field the filters name is present: unknown is never "outside"."""
-    mappings = candidate_mappings(pack, side, entity)
-    if values is None or not mappings:
-        return False
-    for m in mappings:
+def taking_mappings(pack: Pack, side: Side, entity: str, values: Mapping[str, Any]) -> list[TableMapping]:
+    """The candidate mappings whose filter `values` (a whole record, as F&O's data events carry it) passes, or
+    that cannot be judged from it (a filter field is missing): unknown is never "outside". The processor would
+    ignore the others (outside the filter) after reading the record: not queueing them saves the read."""
+    out = []
+    for m in candidate_mappings(pack, side, entity):
         text = effective_filter(m, side)
         if text is None or not filter_fields(text) <= set(values) or matches(m, values, side):
-            return False
-    return True
+            out.append(m)
+    return out
 
 
 def messages_for(pack: Pack, side: Side, notice: ChangeNotice) -> list[SyncMessage]:

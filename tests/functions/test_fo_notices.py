@@ -107,3 +107,16 @@ def test_the_secret_is_taken_from_code_or_the_header_only() -> None:
     assert authenticated({"x-api-key": "k3y"}, {}, hooks, "k3y")
     assert not authenticated({"x-api-key": "k3"}, {"code": "wrong"}, hooks, "k3y")
     assert not authenticated({"authorization": "k3y"}, {"key": "k3y"}, hooks, "k3y")
+
+
+def test_only_the_mappings_whose_filter_the_whole_record_passes_get_a_message() -> None:
+    from shared.notices.routing import taking_mappings
+
+    pack = load_pack(ROOT / "templates" / "fo-dataverse.yaml")
+    names = lambda values: [m.name for m in taking_mappings(pack, Side.ERP, "CustomersV3", values)]  # noqa: E731
+    assert names({"dataAreaId": "usmf", "PartyType": "Organization"}) == ["customers"]
+    assert names({"dataAreaId": "usmf", "PartyType": "Person"}) == ["person-customers"]
+    # A record that does not say (the filter's field is missing) is never judged "outside": both get one.
+    assert names({"dataAreaId": "usmf"}) == ["customers", "person-customers"]
+    p2c = load_pack(ROOT / "templates" / "prospect-to-cash.yaml")
+    assert [m.name for m in taking_mappings(p2c, Side.ERP, "SalesOrderHeadersV2", {"dataAreaId": "demf"})] == []
