@@ -192,7 +192,9 @@ def build_tables() -> dict[str, TableDef]:
                states={0: (1, 2), 1: (3,), 2: (4,), 3: (100001, 100002), 4: (100003,)}),
         _table("salesorderdetails", "salesorderdetail", "productdescription",
                _line_attrs("salesorderid:lookup=salesorder"), owned=False),
-        _table("invoices", "invoice", "name", _order_attrs("invoicenumber", "salesorderid:lookup=salesorder"),
+        _table("invoices", "invoice", "name", [*_order_attrs("invoicenumber", "salesorderid:lookup=salesorder "
+                                                                            "duedate:datetime"),
+                                               Attr("totaltax", "money")],
                states={0: (1, 2, 4, 5, 6), 2: (100001, 100002), 3: (100003,)}),
         _table("invoicedetails", "invoicedetail", "productdescription",
                _line_attrs("invoiceid:lookup=invoice"), owned=False),
