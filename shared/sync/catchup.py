@@ -6,8 +6,9 @@ are compared with the snapshot its coupling holds — the very values last synce
 uncoupled (when the mapping may create) or whose last sync failed are handed to `sync_record`; coupled records
 the listing no longer returns are handed over too, so a deletion or a record leaving the filter is noticed.
 
-Cost per run: the source's pages (10 000 records per request on F&O) plus the mapping's couplings read once as a
-partition range query (1 000 rows per Table request) — no request per unchanged record.
+Cost per run: the source's pages (`DUALSYNC_ERP__PAGE_SIZE` records per request, at most 10 000 on F&O) plus the
+mapping's couplings read once as a partition range query (1 000 rows per Table request) — no request per
+unchanged record. Measured per 10 000 records in bench/RESULTS.md §3.
 """
 
 from __future__ import annotations
