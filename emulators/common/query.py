@@ -102,8 +102,8 @@ def _sort_key(values: list[Any], orderby: list[tuple[str, bool]]) -> tuple[Any, 
 def run_query(rows: Iterable[dict[str, Any]], q: Query, *, key: str, page_size: int,
               token: str | None = None, case_insensitive: bool = True) -> Page:
     """Filter, order and cut one page. `token` is what a previous page returned as `next_token`."""
-    if q.filter is not None and (index := _equality_index(q.filter, case_insensitive)) is not None:
-        rows = _narrow(rows, *index, case_insensitive)
+    if q.filter is not None and (conditions := _necessary(q.filter, case_insensitive)):
+        rows = _narrow(rows, conditions, case_insensitive)
     try:
         matched = [r for r in rows if q.filter is None or evaluate_filter(q.filter, r,
                                                                             case_insensitive=case_insensitive)]
@@ -127,11 +127,12 @@ def run_query(rows: Iterable[dict[str, Any]], q: Query, *, key: str, page_size: 
     return Page(page, next_token, total)
 
 
-def _equality_index(node: Any, ci: bool) -> tuple[str, set[str]] | None:
-    """For filters like `k eq 'a' or k eq 'b'` (also inside `and`, or as `k in (…)`): the field and the text
-    values a row must hold to have any chance of matching. Stands in for the services' key indexes, so a
-    client that looks records up by key in chunks is not slowed by full scans here; rows are still checked
-    against the whole filter afterwards."""
+def _necessary(node: Any, ci: bool) -> dict[str, set[str]]:
+    """For filters like `k eq 'a' or k eq 'b'` (also inside `and`, or as `k in (…)`): field → the text values
+    of which a row must hold one to have any chance of matching; every entry is necessary on its own. Stands
+    in for the services' key indexes, so a client that looks records up by key in chunks is not slowed by full
+    scans here; rows are still checked against the whole filter afterwards. Every conjunct counts: a lookup by
+    (company, number) narrows by the number too, as the alternate-key index of a tenant would."""
     def norm(lit: Any) -> str | None:
         if isinstance(lit, ast.GUID):
             return lit.val.lower()
@@ -141,27 +142,30 @@ def _equality_index(node: Any, ci: bool) -> tuple[str, set[str]] | None:
 
     if isinstance(node, ast.Compare) and isinstance(node.left, ast.Identifier):
         if isinstance(node.comparator, ast.Eq) and (v := norm(node.right)) is not None:
-            return node.left.name, {v}
+            return {node.left.name: {v}}
         if isinstance(node.comparator, ast.In) and isinstance(node.right, ast.List):
             values = [norm(x) for x in node.right.val]
             if values and None not in values:
-                return node.left.name, set(values)  # type: ignore[arg-type]
-        return None
+                return {node.left.name: set(values)}  # type: ignore[arg-type]
+        return {}
     if isinstance(node, ast.BoolOp):
-        left, right = _equality_index(node.left, ci), _equality_index(node.right, ci)
-        if isinstance(node.op, ast.And):
-            return left or right
-        if left and right and left[0] == right[0]:
-            return left[0], left[1] | right[1]
-    return None
+        left, right = _necessary(node.left, ci), _necessary(node.right, ci)
+        if isinstance(node.op, ast.And):  # both hold: each side's conditions, intersected where they meet
+            return {k: left[k] & right[k] if k in left and k in right else left.get(k) or right[k]
+                    for k in left.keys() | right.keys()}
+        return {k: left[k] | right[k] for k in left.keys() & right.keys()}  # one holds: only shared fields
+    return {}
 
 
-def _narrow(rows: Iterable[dict[str, Any]], name: str, values: set[str], ci: bool) -> list[dict[str, Any]]:
+def _narrow(rows: Iterable[dict[str, Any]], conditions: dict[str, set[str]], ci: bool) -> list[dict[str, Any]]:
     out = []
     for r in rows:
-        v = r.get(name)
-        # Non-text values are left to the full evaluation (which also reports type errors as before).
-        if not isinstance(v, str) or (v.casefold() if ci else v) in values or v.lower() in values:
+        for name, values in conditions.items():
+            v = r.get(name)
+            # Non-text values are left to the full evaluation (which also reports type errors as before).
+            if isinstance(v, str) and (v.casefold() if ci else v) not in values and v.lower() not in values:
+                break
+        else:
             out.append(r)
     return out
 

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from emulators.common.query import QueryError, parse_query, project, run_query
+from shared.odata import evaluate_filter
 
 FIELDS = {"id", "n", "name"}
 
@@ -101,3 +102,26 @@ def test_key_lookups_by_or_chain_or_in_find_exactly_what_a_full_scan_finds(rows,
     q = parse_query({"$filter": text}, FIELDS)
     found = [r["id"] for r in run_query(rows, q, key="id", page_size=1000, case_insensitive=ci).rows]
     assert found == [r["id"] for r in rows if evaluate_filter(text, r, case_insensitive=ci)]
+
+
+_codes = st.sampled_from(["usmf", "demf", "USMF", "x'y"])
+_numbers = st.sampled_from(["C-1", "c-1", "C-2", "D/3", ""])
+
+
+@given(rows=st.lists(st.fixed_dictionaries({"company": _codes, "number": _numbers, "n": st.integers(0, 3)}),
+                     max_size=30),
+       wanted=st.lists(st.tuples(_codes, _numbers), min_size=1, max_size=4), extra=st.booleans())
+def test_narrowing_by_key_conditions_never_drops_a_matching_row(rows, wanted, extra) -> None:
+    # The shape of a match or natural-key query: (company and number) or (company and number) …, maybe with a
+    # condition that is not an equality on text; narrowing must only ever skip rows the filter rejects.
+    def lit(v: str) -> str:
+        return "'" + v.replace("'", "''") + "'"
+
+    text = " or ".join(f"(company eq {lit(c)} and number eq {lit(n)})" for c, n in wanted)
+    if extra:
+        text = f"({text}) and n ge 1"
+    keyed = [{**r, "id": str(i)} for i, r in enumerate(rows)]
+    q = parse_query({"$filter": text}, {"company", "number", "n", "id"})
+    page = run_query(keyed, q, key="id", page_size=100)
+    expected = [r for r in keyed if evaluate_filter(q.filter, r, case_insensitive=True)]
+    assert sorted(r["id"] for r in page.rows) == sorted(r["id"] for r in expected)
