@@ -6,7 +6,7 @@ runner is the shared one (emulators.common.batch), this module says how Datavers
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from emulators.common.batch import BatchDialect
 from emulators.common.faults import FaultInjector
@@ -32,7 +32,8 @@ DIALECT = BatchDialect(
 async def run_batch(emu: Emulator, req: ApiRequest, faults: FaultInjector) -> tuple[int, dict[str, str], bytes]:
     async def operation(msg: HttpMessage, url: str, refs: dict[str, str] | None) -> ApiResponse:
         split = urlsplit(url)
-        path = split.path
+        # Percent-decoded, as a request line is: a key value may hold a space or a quote (`A%20B`).
+        path = unquote(split.path)
         # Absolute, rooted or relative URLs all name a resource below the service root.
         if API_PREFIX in path:
             path = path.split(API_PREFIX, 1)[1]

@@ -185,3 +185,13 @@ def test_request_parsing_accepts_bare_newlines() -> None:
         parse_request(b"\r\n\r\n")
     assert boundary_of('multipart/mixed; boundary="batch_1"') == "batch_1"
     assert boundary_of("application/json") is None
+
+
+async def test_key_values_in_operation_urls_are_percent_decoded(dv, emu) -> None:
+    # A $batch operation URL is a request line: `accounts(accountnumber='A%20B%2FC')` names the key `A B/C`.
+    body = ("--b\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+            "PATCH accounts(accountnumber='A%20B%2FC') HTTP/1.1\r\nContent-Type: application/json\r\n\r\n"
+            '{"name": "Spaced"}\r\n--b--\r\n')
+    r = await dv.post("$batch", content=body, headers={"Content-Type": "multipart/mixed; boundary=b"})
+    assert r.status_code == 200, r.text
+    assert [a["accountnumber"] for a in emu.store.table("accounts").all() if a.get("name") == "Spaced"] == ["A B/C"]
