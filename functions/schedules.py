@@ -56,7 +56,7 @@ async def bc_subscriptions(timer: func.TimerRequest) -> None:
         return
     erp = engine.connector(Side.ERP)
     wanted = wanted_subscriptions(engine.pack, company_id=getattr(erp, "company_id", ""),
-                                  public_base_url=settings.public_url)
+                                  company_ids=getattr(erp, "companies", ()), public_base_url=settings.public_url)
     if not wanted:
         return
     report = await ensure_subscriptions(

@@ -58,6 +58,9 @@ param erpEnvironment string = 'production'
 @description('Business Central: company id (GUID) whose records are synced. Finance and Operations: leave empty (every legal entity; a pack limits them).')
 param erpCompanyId string = ''
 
+@description('Business Central, several companies into one Dataverse environment: their ids, comma-separated (instead of erpCompanyId; the pack declares `companies` with erp_field companyId).')
+param erpCompanyIds string = ''
+
 @description('Comma-separated ERP user ids our writes appear as (their changes are echoes and are dropped): F&O data events name the writer by Entra object id.')
 param erpIntegrationUserIds string = ''
 
@@ -302,6 +305,7 @@ var dualsyncSettings = {
   DUALSYNC_ERP__CLIENT_SECRET: '${secretRef}${secretNames.erpClientSecret})'
   DUALSYNC_ERP__ENVIRONMENT: erpEnvironment
   DUALSYNC_ERP__COMPANY_ID: erpCompanyId
+  DUALSYNC_ERP__COMPANY_IDS: erpCompanyIds
   DUALSYNC_ERP__INTEGRATION_USER_IDS: erpIntegrationUserIds
   DUALSYNC_CRM__TENANT_ID: crmTenantId
   DUALSYNC_CRM__CLIENT_ID: crmClientId

@@ -93,7 +93,8 @@ class AppRuntime:
             webhooks = self._webhooks or self.settings().webhooks
             pack = self.pack()
             self._intake = Intake(pack, webhooks, await self.sender(), self._integration_users(),
-                                  self._company_id(), connector=self.connector, erp_keys=pack_keys(pack),
+                                  self._company_id(), company_ids=tuple(self.settings().erp.company_ids),
+                                  connector=self.connector, erp_keys=pack_keys(pack),
                                   companies=synced_companies(pack))
         return self._intake
 

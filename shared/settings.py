@@ -107,13 +107,19 @@ class ErpSettings(_ServiceSettings):
                           "`https://<env>.operations.dynamics.com` (required).")
     environment: str = Field("production", description="Business Central environment name.")
     company_id: str | None = Field(None, description="Business Central: company id (GUID) whose records are "
-                                                     "synced (required).")
+                                                     "synced (this or COMPANY_IDS is required).")
+    company_ids: IdList = Field(
+        default_factory=list, description="Business Central: comma-separated ids of several companies synced into "
+                                          "one Dataverse environment; the pack's `companies` declaration stripes "
+                                          "records by `companyId`, and record ids become `<company>/<record>`.")
     scope: str | None = Field(None, description=f"OAuth2 scope; default `{BC_SCOPE}` (Business Central) or "
                                                 "`<BASE_URL>/.default` (Finance and Operations).")
     max_concurrency: int = Field(5, ge=1, le=52, description="Concurrent requests (BC processes 5 per user; at "
                                                              "most 5 for BC).")
     batch_size: int = Field(100, ge=1, le=1000, description="Operations per $batch (BC maximum 100).")
     page_size: int = Field(1000, ge=1, le=20000, description="Page size (BC maximum 20 000, F&O 10 000).")
+
+    _split_companies = field_validator("company_ids", mode="before")(_split_ids)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -155,8 +161,8 @@ def _kind_problems(data: dict[str, Any]) -> list[Any]:
             return None  # the field's own validation reports it
 
     if kind == "business_central":
-        if not data.get("company_id"):
-            found.append(("company_id", "missing (required for Business Central)"))
+        if not data.get("company_id") and not data.get("company_ids"):
+            found.append(("company_id", "missing (required for Business Central, or COMPANY_IDS)"))
         if (n := number("max_concurrency")) is not None and n > 5:
             found.append(("max_concurrency", "Business Central processes at most 5 requests per user"))
         if (n := number("batch_size")) is not None and n > 100:

@@ -69,13 +69,16 @@ def notification_url(public_base_url: str, entity: str) -> str:
 
 # Document lines are subentities of their document; BC offers webhooks on top-level entity sets only (as the
 # documentation's examples show; a subscription to lines is refused — unconfirmed for every line entity).
-# Their changes are caught by the modified-records timer.
+# Their changes are caught by the modified-records timer. `companies` lives above every company: no company's
+# subscription can name it (new companies are rare and reach the CRM with the timer).
 NOT_SUBSCRIBABLE = frozenset({"salesOrderLines", "salesInvoiceLines", "salesQuoteLines", "purchaseOrderLines",
-                              "purchaseInvoiceLines", "salesCreditMemoLines"})
+                              "purchaseInvoiceLines", "salesCreditMemoLines", "companies"})
 
 
-def wanted_subscriptions(pack: Pack, *, company_id: str, public_base_url: str) -> list[WantedSubscription]:
-    """The subscriptions `pack` needs, in pack order: nothing when the ERP is not Business Central."""
+def wanted_subscriptions(pack: Pack, *, company_id: str, public_base_url: str,
+                         company_ids: Sequence[str] = ()) -> list[WantedSubscription]:
+    """The subscriptions `pack` needs, in pack order, for each synced company (`company_ids` when several):
+    nothing when the ERP is not Business Central."""
     if pack.systems.erp is not System.BUSINESS_CENTRAL:
         return []
     if not public_base_url.lower().startswith(("http://", "https://")):
@@ -85,9 +88,10 @@ def wanted_subscriptions(pack: Pack, *, company_id: str, public_base_url: str) -
         if m.enabled and m.kind == "table" and m.direction.allows(Direction.TO_CRM) \
                 and m.erp.entity not in NOT_SUBSCRIBABLE:
             by_entity.setdefault(m.erp.entity, []).append(m.name)
-    return [WantedSubscription(entity, f"/api/v2.0/companies({company_id})/{entity}",
+    companies = list(company_ids) or [company_id]
+    return [WantedSubscription(entity, f"/api/v2.0/companies({company})/{entity}",
                                notification_url(public_base_url, entity), tuple(names))
-            for entity, names in by_entity.items()]
+            for company in companies for entity, names in by_entity.items()]
 
 
 def _same_resource(a: str, b: str) -> bool:

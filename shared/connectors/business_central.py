@@ -3,13 +3,21 @@
 Everything lives under `…/v2.0/{tenant}/{environment}/api/v2.0/companies({id})/`. PATCH and DELETE always
 carry `If-Match` (the record's etag, or `*`): BC refuses them without one. The API has no alternate keys,
 so there is no upsert (`supports_upsert = False`): find the record by its number, then create or update.
+
+Several companies (one deployment, one Dataverse environment): a record's id is then `<company>/<record>` and
+its values carry the company as `companyId` — dualsync's field, which BC does not have: the pack's `companies`
+declaration stripes by it. Reads go company by company with every `companyId` condition of the filter decided
+for that company (`odata.pin_field`); writes go to the company of the id or of the payload. With one company,
+ids are BC's GUIDs and records carry nothing extra.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -21,7 +29,10 @@ from shared.connectors.odata import (
     check_guid,
     check_identifier,
     format_datetime,
+    invalid,
+    query_string,
     to_record,
+    with_fields,
 )
 from shared.connectors.reads import ODataReads
 from shared.connectors.service import ServiceClient, body_of, check_op, run_in_chunks
@@ -30,14 +41,17 @@ from shared.http.limits import BUSINESS_CENTRAL, ConcurrencyLimiter
 from shared.http.redact import Redactor
 from shared.http.retry import RequestError, RetryExecutor
 from shared.mapping.types import Side, System
+from shared.odata import format_filter, parse_filter, pin_field
 from shared.settings import ErpSettings
 
 DEFAULT_BASE_URL = "https://api.businesscentral.dynamics.com/v2.0"
 DEFAULT_SCOPE = "https://api.businesscentral.dynamics.com/.default"
 MAX_BATCH = 100  # operations per JSON $batch
-# Document lines carry no lastModifiedDateTime (API v2.0 reference): they are caught up by content.
+COMPANY_FIELD = "companyId"  # the company of a record, when several are synced (not a BC field)
+GLOBAL = frozenset({"companies"})  # entity sets at the API root, not under a company
+# Document lines and companies carry no lastModifiedDateTime (API v2.0 reference): caught up by content.
 NO_MODIFIED = frozenset({"salesOrderLines", "salesInvoiceLines", "salesQuoteLines", "salesCreditMemoLines",
-                         "purchaseInvoiceLines", "purchaseOrderLines"})
+                         "purchaseInvoiceLines", "purchaseOrderLines", "companies"})
 MAX_PAGE = 20000
 HEADERS = {"Accept": "application/json"}
 JSON_BODY = {"Content-Type": "application/json"}
@@ -59,7 +73,8 @@ class BusinessCentralConnector(ODataReads):
     supports_upsert = False
 
     def __init__(self, http: httpx.AsyncClient, credential: AsyncTokenCredential, *, tenant_id: str,
-                 environment: str, company_id: str, base_url: str = DEFAULT_BASE_URL, scope: str = DEFAULT_SCOPE,
+                 environment: str, company_id: str = "", company_ids: Sequence[str] = (),
+                 base_url: str = DEFAULT_BASE_URL, scope: str = DEFAULT_SCOPE,
                  limiter: ConcurrencyLimiter | None = None, retry: RetryExecutor | None = None,
                  redactor: Redactor | None = None, max_concurrency: int = 5, batch_size: int = MAX_BATCH,
                  page_size: int = 1000) -> None:
@@ -70,9 +85,11 @@ class BusinessCentralConnector(ODataReads):
         if not tenant_id or not environment or "/" in tenant_id + environment:
             raise ValueError("Business Central needs a tenant id and an environment name (without '/')")
         self.api_root = f"{base_url.rstrip('/')}/{tenant_id}/{environment}/api/v2.0/"
-        self.company_id = check_guid(company_id, "company id")
-        # Batch operation URLs are relative to the API root, as in Microsoft's examples.
-        self.company_path = f"companies({self.company_id})/"
+        ids = list(company_ids) or [company_id]
+        # Companies in GUID order: the order a key-order read across them goes in (`keyset`).
+        self.companies = sorted({check_guid(c, "company id") for c in ids}, key=uuid.UUID)
+        self.company_id = self.companies[0]
+        self.several = len(self.companies) > 1
         self.svc = ServiceClient(http, credential, scope=scope, target=BUSINESS_CENTRAL, headers=HEADERS,
                                  max_concurrency=max_concurrency, limiter=limiter, retry=retry, redactor=redactor)
         self.batch_size = batch_size
@@ -87,19 +104,44 @@ class BusinessCentralConnector(ODataReads):
             tenant_id=settings.tenant_id, client_id=settings.client_id, client_secret=settings.client_secret,
             authority=settings.authority, http=http)
         return cls(http, credential, tenant_id=settings.tenant_id, environment=settings.environment,
-                   company_id=settings.company_id or "", base_url=settings.api_base_url, scope=settings.effective_scope,
+                   company_id=settings.company_id or "", company_ids=settings.company_ids,
+                   base_url=settings.api_base_url, scope=settings.effective_scope,
                    limiter=limiter, retry=retry, redactor=Redactor([settings.client_secret]),
                    max_concurrency=settings.max_concurrency, batch_size=settings.batch_size,
                    page_size=settings.page_size)
 
     # ----- addressing
-    def path(self, entity: str, record_id: str | None = None) -> str:
-        """`companies(<id>)/customers` or `companies(<id>)/customers(<guid>)`, relative to the API root."""
-        base = self.company_path + check_identifier(entity)
-        return base if record_id is None else f"{base}({check_guid(record_id)})"
+    def striped(self, entity: str) -> bool:
+        return self.several and entity not in GLOBAL
+
+    def split_id(self, entity: str, record_id: str) -> tuple[str, str]:
+        """(company, BC id) of a record id: `<company>/<guid>` when several companies are synced."""
+        if not self.striped(entity):
+            return self.company_id, check_guid(record_id)
+        company, sep, rid = str(record_id).partition("/")
+        if not sep or check_guid(company, "company id") not in self.companies:
+            raise invalid(f"record id {record_id!r} of {entity} does not name one of the synced companies "
+                          "(<company id>/<record id>)")
+        return check_guid(company, "company id"), check_guid(rid)
+
+    def path(self, entity: str, record_id: str | None = None, *, company: str | None = None) -> str:
+        """`companies(<id>)/customers` or `companies(<id>)/customers(<guid>)`, relative to the API root (batch
+        operation URLs are, as in Microsoft's examples); `companies` itself is at the root."""
+        check_identifier(entity)
+        if entity in GLOBAL:
+            return entity if record_id is None else f"{entity}({check_guid(record_id)})"
+        if record_id is None:
+            return f"companies({company or self.company_id})/{entity}"
+        company, rid = self.split_id(entity, record_id)
+        return f"companies({company})/{entity}({rid})"
 
     def key_fields(self, entity: str) -> tuple[str, ...]:
-        return ("id",)
+        return (COMPANY_FIELD, "id") if self.striped(entity) else ("id",)
+
+    def key_values(self, entity: str, record_id: str) -> dict[str, Any]:
+        company, rid = self.split_id(entity, record_id)
+        values: dict[str, Any] = {"id": uuid.UUID(rid)}
+        return {COMPANY_FIELD: uuid.UUID(company), **values} if self.striped(entity) else values
 
     def modified_field_of(self, entity: str) -> str | None:
         return None if entity in NO_MODIFIED else self.modified_field
@@ -115,21 +157,68 @@ class BusinessCentralConnector(ODataReads):
         """A `lastModifiedDateTime` literal for `$filter` (milliseconds, UTC, unquoted)."""
         return format_datetime(value, "ms")
 
-    def record(self, entity: str, body: Mapping[str, Any]) -> Record:
-        return to_record(entity, body, id_field="id", modified_field=self.modified_field)
+    def record(self, entity: str, body: Mapping[str, Any], company: str | None = None) -> Record:
+        """A `Record` of `company`'s `entity` (the company matters only when several are synced)."""
+        found = to_record(entity, body, id_field="id", modified_field=self.modified_field)
+        if not self.striped(entity):
+            return found
+        company = company or self.company_id
+        return dataclasses.replace(found, id=f"{company}/{found.id}", values={**found.values, COMPANY_FIELD: company})
+
+    def _company_of(self, entity: str, payload: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The company a new record goes to (its `companyId`) and the body BC accepts (without it)."""
+        body = {k: v for k, v in payload.items() if k != COMPANY_FIELD}
+        if not self.striped(entity):
+            return self.company_id, body
+        company = payload.get(COMPANY_FIELD)
+        if not company or check_guid(company, "company id") not in self.companies:
+            raise invalid(f"a new {entity} record needs {COMPANY_FIELD}, one of the synced companies, "
+                          f"not {company!r}")
+        return check_guid(company, "company id"), body
+
+    async def get(self, entity: str, record_id: str, *, select: Sequence[str] | None = None) -> Record:
+        company, _ = self.split_id(entity, record_id)
+        url = self.url(entity, record_id) + query_string(select=self._select(entity, select))
+        return self.record(entity, await self.svc.json("GET", url, context=f"read {entity}({record_id})"), company)
+
+    async def list(self, entity: str, *, filter: str | None = None, select: Sequence[str] | None = None,
+                   orderby: str | None = None, page_size: int | None = None) -> AsyncIterator[list[Record]]:
+        """Pages of every synced company in turn (`companyId` conditions decided per company)."""
+        headers = {"Prefer": f"odata.maxpagesize={min(page_size or self.page_size, self.max_page)}"}
+        order = ",".join(p for p in (orderby or "").split(",")
+                         if p.strip() and p.split()[0] != COMPANY_FIELD) or None
+        for company in self.companies if self.striped(entity) else [self.company_id]:
+            text: str | bool | None = filter
+            if filter is not None and self.striped(entity):
+                pinned = pin_field(parse_filter(filter), COMPANY_FIELD, company)
+                text = pinned if isinstance(pinned, bool) else format_filter(pinned)
+            if text is False:
+                continue
+            query = query_string(select=self._select(entity, select), filter=None if text is True else text,
+                                 orderby=order)
+            async for body in self.svc.pages(self.api_root + self.path(entity, company=company) + query,
+                                             headers=headers):
+                yield [self.record(entity, item, company) for item in self.items(entity, body)]
+
+    def _select(self, entity: str, select: Sequence[str] | None) -> list[str] | None:
+        wanted = with_fields(select, self.required_for(entity))
+        return None if wanted is None else [f for f in wanted if f != COMPANY_FIELD]
 
     # ----- single writes
     async def create(self, entity: str, payload: Mapping[str, Any]) -> Record:
-        body = await self.svc.json("POST", self.url(entity), json=dict(payload), headers=JSON_BODY,
-                                   context=f"create {entity}")
-        return self.record(entity, body)
+        company, body = self._company_of(entity, payload)
+        answer = await self.svc.json("POST", self.api_root + self.path(entity, company=company), json=body,
+                                     headers=JSON_BODY, context=f"create {entity}")
+        return self.record(entity, answer, company)
 
     async def update(self, entity: str, record_id: str, payload: Mapping[str, Any], *,
                      etag: str | None = None) -> Record:
-        body = await self.svc.json("PATCH", self.url(entity, record_id), json=dict(payload),
+        company, _ = self.split_id(entity, record_id)
+        body = await self.svc.json("PATCH", self.url(entity, record_id),
+                                   json={k: v for k, v in payload.items() if k != COMPANY_FIELD},
                                    headers={**JSON_BODY, "If-Match": etag or "*"},
                                    context=f"update {entity}({record_id})")
-        return self.record(entity, body)
+        return self.record(entity, body, company)
 
     async def upsert(self, entity: str, key: Mapping[str, Any], payload: Mapping[str, Any], *,
                      create_only: bool = False, update_only: bool = False) -> Record:
@@ -153,15 +242,17 @@ class BusinessCentralConnector(ODataReads):
         if op.method == "upsert":
             raise no_upsert(op.entity)
         if op.method == "create":
-            return {"method": "POST", "id": str(n), "url": self.path(op.entity), "headers": JSON_BODY,
-                    "body": dict(op.payload)}
+            company, body = self._company_of(op.entity, op.payload)
+            return {"method": "POST", "id": str(n), "url": self.path(op.entity, company=company),
+                    "headers": JSON_BODY, "body": body}
         assert op.id is not None
         request: dict[str, Any] = {"id": str(n), "url": self.path(op.entity, op.id),
                                    "headers": {"If-Match": op.etag or "*"}}
         if op.method == "delete":
             return {"method": "DELETE", **request}
         request["headers"].update(JSON_BODY)
-        return {"method": "PATCH", **request, "body": dict(op.payload)}
+        return {"method": "PATCH", **request,
+                "body": {k: v for k, v in op.payload.items() if k != COMPANY_FIELD}}
 
     async def _batch(self, ops: Sequence[WriteOp], atomic: bool) -> list[WriteResult]:
         results: list[WriteResult | None] = [None] * len(ops)
@@ -221,7 +312,8 @@ class BusinessCentralConnector(ODataReads):
                                                           f"{f'({op.id})' if op.id else ''}", self.svc.redactor))
         if op.method == "delete" or not isinstance(body, dict):
             return WriteResult(op)
-        return WriteResult(op, record=self.record(op.entity, body))
+        company = self.split_id(op.entity, op.id)[0] if op.id else self._company_of(op.entity, op.payload)[0]
+        return WriteResult(op, record=self.record(op.entity, body, company))
 
 
 def _status(answer: Mapping[str, Any]) -> int:

@@ -76,11 +76,15 @@ class ODataReads:
                                                        filter=filter, orderby=orderby))
         headers = {"Prefer": f"odata.maxpagesize={min(page_size or self.page_size, self.max_page)}"}
         async for body in self.svc.pages(url, headers=headers):
-            try:
-                items = page_items(body)
-            except PagingError as exc:
-                raise PermanentError(f"list {entity}: {exc}", code="UnexpectedResponse") from None
-            yield [self.record(entity, item) for item in items]
+            yield [self.record(entity, item) for item in self.items(entity, body)]
+
+    @staticmethod
+    def items(entity: str, body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """The records of one page, or a clear error when the page is not an OData collection."""
+        try:
+            return page_items(body)
+        except PagingError as exc:
+            raise PermanentError(f"list {entity}: {exc}", code="UnexpectedResponse") from None
 
     def list_changed_since(self, entity: str, since: dt.datetime, *, inclusive: bool = False,
                            filter: str | None = None, select: Sequence[str] | None = None,

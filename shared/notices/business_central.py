@@ -7,6 +7,7 @@ import datetime as dt
 import hmac
 import json
 import re
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import unquote
 
@@ -37,12 +38,13 @@ def same_secret(received: Any, expected: str) -> bool:
 
 
 def parse_notifications(body: bytes, *, entity: str, client_state: str, company_id: str | None,
-                        seen_at: dt.datetime) -> list[ChangeNotice]:
+                        seen_at: dt.datetime, company_ids: Collection[str] = ()) -> list[ChangeNotice]:
     """Check and parse a notification body for the function of `entity` (the entity set it subscribed to).
 
     Raises `Unauthenticated` when any notice lacks the right clientState (nothing of the batch is used),
-    `NoticeError` when the body is malformed, names another entity set or (with `company_id`) another
-    company."""
+    `NoticeError` when the body is malformed, names another entity set or (with `company_id`, or
+    `company_ids` when several are synced) another company. With several companies a record id is
+    `<company>/<record>`, as the connector names records then."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -55,10 +57,11 @@ def parse_notifications(body: bytes, *, entity: str, client_state: str, company_
     # Authenticate the whole batch before trusting any of it.
     if not all(same_secret(n.get("clientState"), client_state) for n in items):
         raise Unauthenticated("clientState missing or wrong")
-    return [_notice(i, n, entity, company_id, seen_at) for i, n in enumerate(items)]
+    synced = {c.lower() for c in company_ids} or ({company_id.lower()} if company_id else set())
+    return [_notice(i, n, entity, synced, seen_at) for i, n in enumerate(items)]
 
 
-def _notice(i: int, item: dict[str, Any], entity: str, company_id: str | None, seen_at: dt.datetime) -> ChangeNotice:
+def _notice(i: int, item: dict[str, Any], entity: str, synced: set[str], seen_at: dt.datetime) -> ChangeNotice:
     where = f"value[{i}]"
     kind = item.get("changeType")
     try:
@@ -72,8 +75,8 @@ def _notice(i: int, item: dict[str, Any], entity: str, company_id: str | None, s
     company, entity_set, record_id, query = match.groups()
     if entity_set != entity:
         raise NoticeError(f"{where}.resource names entity set '{entity_set}', this endpoint receives '{entity}'")
-    if company_id is not None and company.lower() != company_id.lower():
-        raise NoticeError(f"{where}.resource names another company than the one synced")
+    if synced and company.lower() not in synced:
+        raise NoticeError(f"{where}.resource names a company that is not synced")
     modified = item.get("lastModifiedDateTime")
     marker = modified if isinstance(modified, str) and len(modified) <= 64 else None
     if change is Change.COLLECTION:
@@ -82,8 +85,12 @@ def _notice(i: int, item: dict[str, Any], entity: str, company_id: str | None, s
         # unquote, not parse_qs: '+' in a datetime offset is a plus sign here, not a space.
         filters = [unquote(p[len("$filter="):]) for p in (query or "").split("&") if p.startswith("$filter=")]
         text = filters[0].strip() if filters and filters[0].strip() else None
+        if len(synced) > 1:  # the connector reads every synced company: keep to the one BC named
+            text = f"companyId eq '{company.lower()}'" + (f" and ({text})" if text else "")
         return ChangeNotice(System.BUSINESS_CENTRAL, entity, change, None, seen_at, marker=marker,
                             collection_filter=text)
     if record_id is None or query:
         raise NoticeError(f"{where}.resource must name one record for a {change.value} notice")
-    return ChangeNotice(System.BUSINESS_CENTRAL, entity, change, record_id.lower(), seen_at, marker=marker)
+    # With several companies synced, ids carry the company, as the connector names records then.
+    rid = f"{company.lower()}/{record_id.lower()}" if len(synced) > 1 else record_id.lower()
+    return ChangeNotice(System.BUSINESS_CENTRAL, entity, change, rid, seen_at, marker=marker)

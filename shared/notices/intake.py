@@ -54,6 +54,7 @@ class Intake:
     sender: QueueSender
     integration_users: Mapping[Side, frozenset[str]] = field(default_factory=dict)
     company_id: str | None = None
+    company_ids: tuple[str, ...] = ()  # several BC companies synced (their records' ids carry the company)
     connector: Callable[[Side], Awaitable[Connector]] | None = None
     # Finance and Operations: key properties per entity set (the record id is built from them) and the legal
     # entities synced (None: all).
@@ -88,7 +89,8 @@ async def receive_business_central(intake: Intake, entity: str, request: Request
         return Answer(503, "webhook secret not configured")
     try:
         notices = bc.parse_notifications(request.body, entity=entity, client_state=secret.get_secret_value(),
-                                         company_id=intake.company_id, seen_at=intake.clock())
+                                         company_id=intake.company_id, company_ids=intake.company_ids,
+                                         seen_at=intake.clock())
         notices = await _expand(intake, entity, notices)
     except Unauthenticated:
         return _refused(401, System.BUSINESS_CENTRAL, entity, "clientState missing or wrong")

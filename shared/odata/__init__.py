@@ -12,6 +12,7 @@ from shared.odata.filter import (
     filter_fields,
     format_filter,
     parse_filter,
+    pin_field,
 )
 
-__all__ = ["ODataFilterError", "evaluate_filter", "filter_fields", "format_filter", "parse_filter"]
+__all__ = ["ODataFilterError", "evaluate_filter", "filter_fields", "format_filter", "parse_filter", "pin_field"]

@@ -120,6 +120,35 @@ def filter_fields(filter_: str | ast._Node) -> set[str]:
     return found
 
 
+def pin_field(node: ast._Node, field: str, value: Any) -> ast._Node | bool:
+    """`node` with every comparison on `field` decided for records whose `field` is `value`: True or False when
+    that decides the whole filter, else the rest of it (what the service must still evaluate). For a field a
+    client adds to records itself (the company of a Business Central connector over several companies), which
+    the service cannot filter on. A comparison mixing `field` with other fields is refused."""
+    if isinstance(node, ast.BoolOp):
+        left, right = pin_field(node.left, field, value), pin_field(node.right, field, value)
+        if isinstance(node.op, ast.And):
+            if left is False or right is False:
+                return False
+            if left is True or right is True:
+                return right if left is True else left
+        else:
+            if left is True or right is True:
+                return True
+            if left is False or right is False:
+                return right if left is False else left
+        return dataclasses.replace(node, left=left, right=right)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        inner = pin_field(node.operand, field, value)
+        return (not inner) if isinstance(inner, bool) else dataclasses.replace(node, operand=inner)
+    names = filter_fields(node)
+    if field not in names:
+        return node
+    if names != {field}:
+        raise ODataFilterError(f"{field} can only be compared with literals, not with other fields")
+    return bool(evaluate_filter(node, {field: value}, case_insensitive=True))
+
+
 def evaluate_filter(
     filter_: str | ast._Node, record: Mapping[str, Any], *, case_insensitive: bool = False
 ) -> bool:
