@@ -138,3 +138,20 @@ def test_enum_literals_parse_evaluate_and_print_back() -> None:
     assert evaluate_filter(node, {"PartyType": "Person", "Name": "Microsoft.Dynamics.DataEntities.NoYes'Yes'"})
     assert not evaluate_filter(node, {"PartyType": "Organization", "Name": "x"})
     assert filter_fields(node) == {"PartyType", "Name"}
+
+
+def test_pin_field_decides_a_field_the_service_does_not_have() -> None:
+    from shared.odata import pin_field
+
+    a, b = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
+    text = f"(companyId eq '{a}' or companyId eq '{b}') and number eq 'X'"
+    assert format_filter(pin_field(parse_filter(text), "companyId", a)) == "number eq 'X'"
+    assert pin_field(parse_filter(f"companyId eq '{a}'"), "companyId", b) is False
+    assert pin_field(parse_filter(f"companyId eq '{a}' or number eq 'X'"), "companyId", a) is True
+    # Key order across companies: `(companyId gt a) or (companyId eq a and id gt r)`.
+    keyset = f"(companyId gt {a}) or (companyId eq {a} and id gt {b})"
+    assert format_filter(pin_field(parse_filter(keyset), "companyId", a)) == f"id gt {b}"
+    assert pin_field(parse_filter(keyset), "companyId", b) is True
+    assert format_filter(pin_field(parse_filter("not (companyId eq 'x') and n eq 1"), "companyId", "y")) == "n eq 1"
+    with pytest.raises(ODataFilterError):
+        pin_field(parse_filter("companyId eq number"), "companyId", a)

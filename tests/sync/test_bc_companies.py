@@ -161,3 +161,15 @@ def test_notices_and_subscriptions_name_each_company() -> None:
     wanted = wanted_subscriptions(PACK, company_id="", company_ids=(usa, intl), public_base_url="https://app")
     assert sorted(w.resource for w in wanted) == [f"/api/v2.0/companies({intl})/customers",
                                                  f"/api/v2.0/companies({usa})/customers"]
+
+
+async def test_key_order_reads_resume_across_companies(world: World) -> None:
+    erp = world.engine.connector(Side.ERP)
+    orderby, _ = erp.keyset("customers", None)
+    everything = [r async for page in erp.list("customers", orderby=orderby, page_size=2) for r in page]
+    companies = [r.id.split("/")[0] for r in everything]
+    assert companies == sorted(companies) and len(set(companies)) == 2  # one company after the other
+    middle = everything[len(everything) // 2 - 1]
+    _, after = erp.keyset("customers", middle.id)
+    rest = [r async for page in erp.list("customers", orderby=orderby, filter=after) for r in page]
+    assert [r.id for r in rest] == [r.id for r in everything[len(everything) // 2:]]
