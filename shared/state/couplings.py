@@ -12,6 +12,7 @@ winner's row), the winner creates the record, then `complete` adds the destinati
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import uuid
@@ -185,9 +186,9 @@ class CouplingStore:
         takes the per-record path for them, which waits or syncs)."""
         side = Side(source_side)
         won: dict[str, Coupling] = {}
-        pending = list(dict.fromkeys(source_ids))
-        while pending:
-            chunk, pending = pending[:MAX_TRANSACTION], pending[MAX_TRANSACTION:]
+        unique = list(dict.fromkeys(source_ids))
+
+        async def reserve_chunk(chunk: list[str]) -> None:
             while chunk:
                 cs = []
                 for rid in chunk:
@@ -206,6 +207,9 @@ class CouplingStore:
                     c.row_side, c.row_etag = side, meta["etag"]
                     won[c.id_of(side) or ""] = c
                 chunk = []
+
+        # Chunks touch distinct rows: their transactions go out together (one round trip each, not in turn).
+        await _gather([reserve_chunk(unique[i:i + MAX_TRANSACTION]) for i in range(0, len(unique), MAX_TRANSACTION)])
         return won
 
     async def renew_reservation(self, coupling: Coupling, *, now: dt.datetime | None = None) -> Coupling:
@@ -244,15 +248,15 @@ class CouplingStore:
         """`complete` for many reservations of one mapping, 50 per transaction (two operations each). A chunk
         that fails as a whole is retried record by record, so each gets its own answer: the completed
         coupling, or the `ConcurrentUpdate` / `AlreadyCoupled` that `complete` raises."""
-        out: list[Coupling | Exception] = []
         step = MAX_TRANSACTION // 2
-        for start in range(0, len(done), step):
-            chunk = done[start:start + step]
+        if any(not c.pending or c.reserved_by is None for c, _ in done):  # refused before anything is written
+            raise ValueError("complete_many needs pending couplings returned by reserve")
+
+        async def complete_chunk(chunk: Sequence[tuple[Coupling, str]]) -> list[Coupling | Exception]:
+            out: list[Coupling | Exception] = []
             finished, ops = [], []
             for coupling, destination_id in chunk:
-                if not coupling.pending or coupling.reserved_by is None:
-                    raise ValueError("complete_many needs pending couplings returned by reserve")
-                source = Side(coupling.reserved_by)
+                source = Side(coupling.reserved_by or "")
                 c = dataclasses.replace(coupling, reservation=None)
                 setattr(c, f"{source.other.value}_id", destination_id)
                 finished.append((c, source))
@@ -265,12 +269,15 @@ class CouplingStore:
                         out.append(await self.complete(coupling, destination_id))
                     except (ConcurrentUpdate, AlreadyCoupled) as exc:
                         out.append(exc)
-                continue
+                return out
             for i, (c, source) in enumerate(finished):
                 c.row_side, c.row_etag = source, result[2 * i]["etag"]
                 c.snapshot_hash = json_hash(c.snapshot) if c.snapshot is not None else None
                 out.append(c)
-        return out
+            return out
+
+        chunks = await _gather([complete_chunk(done[i:i + step]) for i in range(0, len(done), step)])
+        return [answer for chunk in chunks for answer in chunk]
 
     async def create_coupling(self, coupling: Coupling) -> Coupling:
         """Couple two existing records (manual or match-based coupling): both rows, created atomically.
@@ -363,3 +370,14 @@ class CouplingStore:
         side = c.row_side or c.reserved_by or Side.ERP
         return ConcurrentUpdate(f"coupling of {Side(side).value} record {c.id_of(side)!r} in mapping {c.mapping!r} "
                                 f"was changed or removed by another worker ({getattr(exc, 'error_code', exc)})")
+
+
+async def _gather(work: list[Any], limit: int = 8) -> list[Any]:
+    """Run `work` (coroutines) at most `limit` at a time; results in order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(coro: Any) -> Any:
+        async with gate:
+            return await coro
+
+    return list(await asyncio.gather(*(one(c) for c in work)))
