@@ -341,10 +341,6 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
                 problems.append((env_name(("erp", "company_id")), "missing (Business Central)"))
             continue
         message = err["msg"].removeprefix("Value error, ")
-        named = re.match(r"^([a-z_]+): (.*)$", message, re.S)
-        if named and len(loc) == 1 and str(loc[0]) in _GROUPS:
-            # A check across fields of one group names the field it is about: report that variable.
-            loc, message = (loc[0], named.group(1)), named.group(2)
         problems.append((env_name(loc), message))
     return problems
 

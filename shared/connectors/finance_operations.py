@@ -37,7 +37,7 @@ from shared.http.auth import make_credential
 from shared.http.limits import FINANCE_OPERATIONS, ConcurrencyLimiter
 from shared.http.redact import Redactor
 from shared.http.retry import RetryExecutor
-from shared.mapping import Pack, TableMapping
+from shared.mapping import Pack
 from shared.mapping.types import Side, System
 from shared.settings import ErpSettings
 
@@ -80,24 +80,15 @@ def pack_keys(pack: Pack) -> dict[str, tuple[str, ...]]:
         if entity in KNOWN_KEYS:
             keys[entity] = KNOWN_KEYS[entity]
         else:
-            company = company_field(pack, m)
+            company = m.company.erp_field if m.company is not None else None
             keys.setdefault(entity, (company, m.erp.key) if company and company != m.erp.key else (m.erp.key,))
     return keys
 
 
 def synced_companies(pack: Pack) -> frozenset[str] | None:
     """The legal entities a pack limits itself to (`companies.only`, lower-case), or None for all."""
-    companies = getattr(pack, "companies", None)
-    only = getattr(companies, "only", None) if companies is not None else None
-    return frozenset(str(c).lower() for c in only) if only else None
-
-
-def company_field(pack: Pack, mapping: TableMapping) -> str | None:
-    """The ERP company field of a company-specific mapping (None for a global one)."""
-    companies = getattr(pack, "companies", None)
-    if companies is not None and getattr(mapping, "company_specific", False):
-        return str(companies.erp_field)
-    return COMPANY if COMPANY in mapping.erp.natural_key else None
+    only = next((m.company.only for m in pack.mappings if m.company is not None), None)
+    return frozenset(c.lower() for c in only) if only else None
 
 
 class FinanceOperationsConnector(MultipartBatchWrites, ODataReads):

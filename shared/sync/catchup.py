@@ -29,13 +29,10 @@ FAILURE = "failure"
 
 @dataclass
 class Scan:
-    """What a content scan found: records to sync (a record read now, or None to have it read again) and how
-    many were seen unchanged or uncoupled-and-not-created."""
+    """What a content scan found besides the records it hands over: how many were unchanged, and the coupled
+    records the listing no longer returned."""
 
     unchanged: int = 0
-    uncoupled_skipped: int = 0
-    read: int = 0
-    couplings: int = 0
     missing: list[str] = field(default_factory=list)
 
 
@@ -55,7 +52,6 @@ async def changed_pages(engine: SyncEngine, mapping: TableMapping, side: Side,
         source_id = c.id_of(side)
         if source_id is not None:
             couplings[source_id.lower()] = c
-    scan.couplings = len(couplings)
     creates = not mapping.only_coupled
     seen: set[str] = set()
     async for page in engine.connector(side).list(mapping.entity(side).entity, filter=source_filter(mapping, side),
@@ -66,11 +62,10 @@ async def changed_pages(engine: SyncEngine, mapping: TableMapping, side: Side,
             if key in seen:
                 continue
             seen.add(key)
-            scan.read += 1
             coupling = couplings.get(key)
             if coupling is None and not creates:
-                scan.uncoupled_skipped += 1
-            elif coupling is None or differs(mapping, side, record, coupling):
+                continue  # not coupled, and the mapping creates nothing: as the listing path ignores it
+            if coupling is None or differs(mapping, side, record, coupling):
                 due.append((record.id, record))
             else:
                 scan.unchanged += 1
