@@ -3,10 +3,12 @@
 
     done = await process_message(body, engine=engine, sender=sender, schedule=RetrySchedule())
 
-Outcomes: the result (permanent failures are already error records, written by the engine); a retryable
-failure → a new scheduled message (attempt + 1, same session) and this one completes; a poison message
-(unreadable, unknown or disabled mapping, too many attempts) → `PoisonMessage`, which the trigger lets
-propagate so Service Bus redelivers it up to its max delivery count and then dead-letters it.
+Outcomes: the result (every failure is already an error record, written by the engine); a retryable
+failure → a new scheduled message (attempt + 1, same session) and this one completes; a record whose transient
+failures outlast `max_attempts` → its error record says the queue gave up (the retry timer and the
+modified-records sync take it from there) and the message completes; a poison message (unreadable, unknown or
+disabled mapping) → `PoisonMessage`, which the trigger lets propagate so Service Bus redelivers it up to its
+max delivery count and then dead-letters it — where `shared.queue.dead_letters` makes it an error record.
 """
 
 from __future__ import annotations
@@ -43,8 +45,6 @@ async def process_message(body: bytes | str, *, engine: SyncEngine, sender: Queu
     """Process one message body; raises `PoisonMessage` (with the reason) for a message never to retry."""
     message = SyncMessage.from_json(body)
     what = f"{message.mapping} {message.direction.value} {message.source_id}"
-    if message.attempt > schedule.max_attempts:
-        raise PoisonMessage(f"{what}: given up after {schedule.max_attempts} attempts with transient failures")
     try:
         mapping = engine.mapping(message.mapping)
     except MappingError as exc:
@@ -57,6 +57,15 @@ async def process_message(body: bytes | str, *, engine: SyncEngine, sender: Queu
         raise PoisonMessage(f"{what}: {exc}") from None
     if not result.retryable:
         return Processed(message, result)
+    if message.attempt >= schedule.max_attempts:
+        # Not poison: the record is fine, the service was not. Its (transient) error record stays for the
+        # retry timer and the modified-records sync; the note says the queue stopped trying.
+        note = f"given up after {message.attempt} attempts with transient failures: {result.message}"
+        await engine.state.errors.record_failure(mapping.name, direction=message.direction.value,
+                                                 source_id=message.source_id, message=note, detail=result.detail,
+                                                 destination_id=result.destination_id, transient=True)
+        log.warning("%s: %s", what, note)
+        return Processed(message, result, note=note)
     at = clock() + schedule.delay(message.attempt)
     await sender.schedule(message.next_attempt(), at)
     log.info("%s: transient failure (attempt %d), retry at %s: %s", what, message.attempt, at.isoformat(),

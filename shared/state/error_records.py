@@ -2,6 +2,9 @@
 
 The rule operators know from Business Central: the same error twice in a row → the record is *skipped*
 (no more automatic retries) until an operator restores it. A successful sync deletes the record's error.
+A *transient* failure (throttling, 5xx past the retry budget, a dead-lettered message) is recorded too, so no
+failure is ever silent and `retry` finds it, but it never counts towards skipping: a throttling storm must not
+park records.
 Messages and details pass through the redactor before they are stored.
 """
 
@@ -39,6 +42,7 @@ class ErrorRecord:
     destination_id: str | None = None
     detail: str | None = None
     job_id: str | None = None
+    transient: bool = False           # the last failure was transient: retried automatically, never skipped
 
     @property
     def error_id(self) -> str:
@@ -57,14 +61,15 @@ def _from_entity(e: Any) -> ErrorRecord:
                        first_seen=read_time(e["first_seen"]), last_seen=read_time(e["last_seen"]),  # type: ignore[arg-type]
                        attempts=int(e.get("attempts", 1)), repeats=int(e.get("repeats", 1)),
                        skipped=bool(e.get("skipped", False)), destination_id=e.get("destination_id"),
-                       detail=e.get("detail"), job_id=e.get("job_id"))
+                       detail=e.get("detail"), job_id=e.get("job_id"),
+                       transient=bool(e.get("transient", False)))
 
 
 def _to_entity(r: ErrorRecord) -> dict[str, Any]:
     entity = {"PartitionKey": encode_key(r.mapping), "RowKey": r.error_id, "mapping": r.mapping,
               "message": r.message, "first_seen": r.first_seen, "last_seen": r.last_seen, "attempts": r.attempts,
               "repeats": r.repeats, "skipped": r.skipped, "destination_id": r.destination_id, "detail": r.detail,
-              "job_id": r.job_id}
+              "job_id": r.job_id, "transient": r.transient}
     return {k: v for k, v in entity.items() if v is not None}
 
 
@@ -75,8 +80,9 @@ class ErrorStore:
 
     async def record_failure(self, mapping: str, *, direction: str, source_id: str, message: str,
                              detail: Any = None, destination_id: str | None = None, job_id: str | None = None,
-                             now: dt.datetime | None = None) -> ErrorRecord:
-        """Record one failed attempt. The same message as the previous failure marks the record skipped."""
+                             now: dt.datetime | None = None, transient: bool = False) -> ErrorRecord:
+        """Record one failed attempt. The same permanent message as the previous failure marks the record
+        skipped; a `transient` failure is recorded without counting towards that."""
         now = aware(now, "now") or dt.datetime.now(dt.UTC)
         message = self._clean(message, MAX_MESSAGE_CHARS)
         detail_text = None if detail is None else self._clean(
@@ -87,15 +93,20 @@ class ErrorStore:
                 entity = await self.table.get_entity(pk, rk)
             except ResourceNotFoundError:
                 record = ErrorRecord(mapping, str(direction), source_id, message, now, now,
-                                     destination_id=destination_id, detail=detail_text, job_id=job_id)
+                                     repeats=0 if transient else 1, destination_id=destination_id,
+                                     detail=detail_text, job_id=job_id, transient=transient)
                 try:
                     await self.table.create_entity(_to_entity(record))
                     return record
                 except ResourceExistsError:
                     continue
             record = _from_entity(entity)
-            record.repeats = record.repeats + 1 if record.message == message else 1
-            record.skipped = record.skipped or record.repeats >= 2
+            if transient:
+                record.repeats = 0
+            else:
+                record.repeats = record.repeats + 1 if record.message == message and not record.transient else 1
+                record.skipped = record.skipped or record.repeats >= 2
+            record.transient = transient
             record.attempts += 1
             record.message, record.detail, record.last_seen = message, detail_text, now
             record.destination_id = destination_id or record.destination_id

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from shared.connectors import AlreadyExists, ConnectorError, Record
 from shared.mapping import Direction, Side, TableMapping, field_values
 from shared.state import AlreadyCoupled, ConcurrentUpdate, Coupling
-from shared.sync import keys
+from shared.sync import keys, recovery
 from shared.sync import record as rec
 from shared.sync.context import RunContext
 from shared.sync.errors import RetryLater
@@ -59,8 +60,11 @@ async def await_reservation(engine: SyncEngine, mapping: TableMapping, side: Sid
 
 
 async def create_counterpart(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction,
-                             record: Record, *, reserved: Coupling | None) -> SyncResult:
-    """Create the counterpart of an uncoupled `record` (or finish a taken-over reservation `reserved`)."""
+                             record: Record, *, reserved: Coupling | None,
+                             earlier: dt.datetime | None = None) -> SyncResult:
+    """Create the counterpart of an uncoupled `record` (or finish a taken-over reservation `reserved`).
+    `earlier`: when an earlier attempt that may have created the counterpart started (a taken-over
+    reservation, a recorded failure): its record is looked for before creating (`shared.sync.recovery`)."""
     source, target = flow.source, flow.target
     may_create = ctx.create if ctx.create is not None else not mapping.only_coupled
     if reserved is None and not may_create:
@@ -84,25 +88,23 @@ async def create_counterpart(engine: SyncEngine, ctx: RunContext, mapping: Table
             raise ConcurrentUpdate("reserved by another worker meanwhile") from None  # decide again
     else:
         coupling = reserved
-    # An uncoupled target record with the same natural key is this record's counterpart (created by hand, or by
-    # a worker that crashed before completing): couple it rather than create a duplicate.
-    existing = await find_by_natural_key(engine, mapping, target, payload)
     connector = engine.connector(target)
     entity = mapping.entity(target).entity
-    writes = 0
-    if existing is None:
-        try:
-            existing = await connector.create(entity, for_wire(engine.pack.systems.get(target), payload, None))
-            writes = 1
-        except AlreadyExists:
-            existing = await find_by_natural_key(engine, mapping, target, payload)
-            if existing is None:
-                await _release(engine, coupling)
-                raise
-        except (ConnectorError, asyncio.CancelledError):
-            await _release(engine, coupling)
-            raise
-    after = await rec.settled(engine, mapping, target, existing) if writes else existing
+    chosen = recovery.chosen_id(engine, mapping, target, source, record.id)
+    try:
+        existing, writes = await _find_or_create(engine, mapping, target, payload, chosen, earlier)
+    except BaseException:
+        # Nothing was created (or the service said so): drop our reservation so the next attempt — the queue's
+        # retry, the retry timer — does not wait for a worker that is gone.
+        await _release(engine, coupling)
+        raise
+    try:
+        after = await rec.settled(engine, mapping, target, existing) if writes else existing
+    except ConnectorError:
+        # Created, but the read-back failed: couple it now without a snapshot (the next sync merges one way,
+        # from the source) rather than leave a record nobody knows is ours.
+        await couplings.complete(coupling, existing.id)
+        raise
     if writes:
         # A record we created holds exactly what we mapped: this pair is in step, snapshot it.
         snapshot = {source.value: field_values(mapping, record.values, source),
@@ -112,7 +114,8 @@ async def create_counterpart(engine: SyncEngine, ctx: RunContext, mapping: Table
         done = await couplings.complete(coupling, after.id)
     except ConcurrentUpdate:
         # Our reservation was taken over (we were too slow): undo our create so the taker's stays the only one.
-        if writes:
+        # A chosen id is the taker's too: it has coupled (or will couple) that very row, so it stays.
+        if writes and chosen is None:
             await connector.delete(entity, after.id)
         raise
     if writes:
@@ -121,6 +124,32 @@ async def create_counterpart(engine: SyncEngine, ctx: RunContext, mapping: Table
     merged = await rec.merge_and_write(engine, ctx, mapping, flow, done, {source: record, target: after})
     merged.outcome = Outcome.COUPLED
     return merged
+
+
+async def _find_or_create(engine: SyncEngine, mapping: TableMapping, target: Side, payload: dict[str, Any],
+                          chosen: str | None, earlier: dt.datetime | None) -> tuple[Record, int]:
+    """The counterpart: an uncoupled record with the same natural key (made by hand, or by a crashed
+    worker), an earlier attempt's record, or a new one (→ writes 1)."""
+    existing = await find_by_natural_key(engine, mapping, target, payload)
+    if existing is None and earlier is not None:
+        if chosen is not None:
+            existing = await recovery.by_chosen_id(engine, mapping, target, chosen)
+        elif not mapping.entity(target).natural_key:
+            existing = await recovery.by_content(engine, mapping, target, payload, earlier)
+    if existing is not None:
+        return existing, 0
+    body = for_wire(engine.pack.systems.get(target), payload, None)
+    if chosen is not None:
+        body[mapping.entity(target).key] = chosen
+    try:
+        return await engine.connector(target).create(mapping.entity(target).entity, body), 1
+    except AlreadyExists:
+        found = await find_by_natural_key(engine, mapping, target, payload)
+        if found is None and chosen is not None:
+            found = await recovery.by_chosen_id(engine, mapping, target, chosen)
+        if found is None:
+            raise
+        return found, 0
 
 
 async def _release(engine: SyncEngine, coupling: Coupling) -> None:

@@ -32,6 +32,7 @@ from shared.sync import record as rec
 from shared.sync.context import RunContext
 from shared.sync.errors import SyncFailure
 from shared.sync.expected import expected_for, full_payload
+from shared.sync.failures import remember_failure
 from shared.sync.match import bounded
 from shared.sync.outcome import Outcome, SyncResult
 from shared.sync.wire import for_wire
@@ -54,13 +55,8 @@ def failed(mapping: TableMapping, flow: Direction, source_id: str, message: str,
 
 
 async def record(engine: SyncEngine, ctx: RunContext, result: SyncResult) -> SyncResult:
-    """Make a permanent failure of the batched paths an error record, as the per-record path does for its own
-    (skipped after the same error twice)."""
-    if result.outcome is Outcome.FAILED and not result.retryable:
-        await engine.state.errors.record_failure(result.mapping, direction=result.direction.value,
-                                                 source_id=result.source_id, message=result.message or "failed",
-                                                 detail=result.detail, destination_id=result.destination_id,
-                                                 job_id=ctx.job_id)
+    """Make a failure of the batched paths an error record, as the per-record path does for its own."""
+    await remember_failure(engine, ctx, result)
     return result
 
 

@@ -29,6 +29,7 @@ from shared.sync import companies, create, deletes
 from shared.sync.context import RunContext
 from shared.sync.errors import SyncFailure, UpdateConflict
 from shared.sync.expected import expected_for
+from shared.sync.failures import remember_failure
 from shared.sync.outcome import Outcome, SyncResult
 from shared.sync.plan import Expected, candidates, plan_sync
 from shared.sync.wire import for_wire
@@ -79,14 +80,15 @@ def _failed(mapping: TableMapping, flow: Direction, source_id: str, message: str
 
 async def _remember(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction,
                     result: SyncResult, *, had_error: bool) -> None:
-    """Permanent failures become error records (skipped after the same error twice) and the coupling's last
-    result; transient ones are left to the caller's redelivery and the modified-records sync (watermark held
-    back), so a throttling storm never skips records. A success clears the record's error."""
+    """Every failure becomes an error record (`shared.sync.failures`): permanent ones also mark the coupling's
+    last result (and are skipped after the same error twice); transient ones are recorded as such, never
+    skipped, so a throttling storm parks nothing yet nothing it leaves behind is silent. A success clears the
+    record's error."""
     errors = engine.state.errors
-    if result.outcome is Outcome.FAILED and not result.retryable:
-        record = await errors.record_failure(mapping.name, direction=flow.value, source_id=result.source_id,
-                                             message=result.message or "failed", detail=result.detail,
-                                             destination_id=result.destination_id, job_id=ctx.job_id)
+    if result.outcome is Outcome.FAILED:
+        record = await remember_failure(engine, ctx, result)
+        if result.retryable or record is None:
+            return
         coupling = await engine.state.couplings.find_coupling(mapping.name, flow.source, result.source_id)
         if coupling is not None and not coupling.pending:
             setattr(coupling, f"result_{flow.value}", FAILURE)
@@ -127,10 +129,17 @@ async def _reconcile(engine: SyncEngine, ctx: RunContext, mapping: TableMapping,
         return SyncResult(mapping.name, flow, source_id, Outcome.IGNORED, message="outside the mapping's filter")
     couplings = engine.state.couplings
     coupling = await couplings.find_coupling(mapping.name, source, source_id)
+    # An earlier attempt may have created the counterpart without coupling it (crashed, or its answer was
+    # lost): a reservation it left, or the failure it recorded, says since when to look for its record.
+    earlier = coupling.reserved_at if coupling is not None and coupling.pending else None
     if coupling is not None and coupling.pending:
         coupling = await create.await_reservation(engine, mapping, source, coupling)
     if coupling is None or coupling.pending:
-        return await create.create_counterpart(engine, ctx, mapping, flow, record, reserved=coupling)
+        if earlier is None and (error := await engine.state.errors.find_error(mapping.name, flow.value,
+                                                                             source_id)) is not None:
+            earlier = error.first_seen
+        return await create.create_counterpart(engine, ctx, mapping, flow, record, reserved=coupling,
+                                               earlier=earlier)
     return await update_pair(engine, ctx, mapping, flow, record, coupling)
 
 

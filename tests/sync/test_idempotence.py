@@ -4,12 +4,16 @@ created before dying is found by natural key and coupled, never duplicated. Plus
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
+
+import pytest
 
 from shared.mapping import Side, System
 from shared.mapping.engine import NIL_GUID
 from shared.sync import Outcome
 from shared.sync.wire import for_wire
-from tests.sync.conftest import World, bc_customer
+from tests.sync.conftest import World, bc_customer, coupled_customer
+from tests.sync.test_mappings import bc_contact
 
 
 async def crashed_reservation(world: World, customer_id: str) -> None:
@@ -49,7 +53,9 @@ async def test_a_live_reservation_is_waited_for_then_reported_as_busy(world: Wor
     result = await engine.sync_record("customers", "to_crm", customer["id"], create=True)
     assert result.outcome is Outcome.FAILED and result.retryable
     assert "another worker is creating" in result.message
-    assert await world.state.errors.find_error("customers", "to_crm", customer["id"]) is None
+    # Not silent: a transient error record (never skipped) that the retry timer and the modified sync pick up.
+    error = await world.state.errors.find_error("customers", "to_crm", customer["id"])
+    assert error is not None and error.transient and not error.skipped
 
 
 def test_business_central_gets_typed_empty_values_and_creates_leave_empties_out() -> None:
@@ -60,3 +66,76 @@ def test_business_central_gets_typed_empty_values_and_creates_leave_empties_out(
         "city": "", "creditLimit": 0, "currencyId": NIL_GUID, "taxLiable": False}
     assert for_wire(System.BUSINESS_CENTRAL, {"city": None, "name": "x"}, None) == {"name": "x"}
     assert for_wire(System.DATAVERSE, {"address1_city": None}, {"address1_city": "Lund"}) == {"address1_city": None}
+
+
+async def test_a_create_that_failed_leaves_no_reservation_behind(world: World) -> None:
+    await world.couple_salespeople()
+    customer = await bc_customer(world)
+    await world.dv.configure(faults={"error_ratio": 1.0, "error_status": 500})
+    impatient = world.engine_with(impatient_retry(world), reservation_wait=0.2)
+    failed = await impatient.sync_record("customers", "to_crm", customer["id"], create=True)
+    assert failed.outcome is Outcome.FAILED and failed.retryable
+    assert await world.coupling("customers", Side.ERP, customer["id"]) is None  # released, not left pending
+    await world.dv.configure(faults={"error_ratio": 0.0})
+    again = await impatient.sync_record("customers", "to_crm", customer["id"], create=True)
+    assert again.outcome is Outcome.INSERTED, again.message  # at once, not "another worker is creating"
+    assert await world.state.errors.find_error("customers", "to_crm", customer["id"]) is None
+
+
+def impatient_retry(world: World) -> Any:
+    from shared.http.retry import RetryPolicy
+    return RetryPolicy(max_attempts=1, max_elapsed=1.0, base_delay=0.0, max_delay=0.0, rate_limit_base=0.0)
+
+
+class Crash(BaseException):
+    """The process dies: nothing after this point runs (not even `except Exception` handlers)."""
+
+
+async def crash_after_create(world: World, mapping: str, direction: str, source_id: str,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sync `source_id` with a worker that dies right after the target accepted the create, before the
+    coupling is stored — the window the issue names."""
+    couplings = world.state.couplings
+
+    async def die(*_: Any, **__: Any) -> None:
+        raise Crash
+
+    with monkeypatch.context() as m:
+        m.setattr(couplings, "complete", die)
+        with pytest.raises(Crash):
+            await world.engine.sync_record(mapping, direction, source_id, create=True)
+
+
+def later(world: World) -> Any:
+    """A worker that starts after the dead one's reservation went stale."""
+    now = world.engine.options.clock() + dt.timedelta(hours=1)
+    return world.engine_with(world.engine.connector(Side.ERP).svc.retry.policy, clock=lambda: now)
+
+
+async def test_a_crash_between_create_and_coupling_leaves_no_duplicate_in_dataverse(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # BC contact → Sales contact: contacts have no natural or alternate key.
+    customer, _ = await coupled_customer(world)
+    contact = await bc_contact(world, customer["number"], displayName="Lea Lund", email="lea@fabrikam.example.com")
+    await crash_after_create(world, "contacts", "to_crm", contact["id"], monkeypatch)
+    assert len([c for c in await world.dv.rows("contacts") if c.get("fullname") == "Lea Lund"]) == 1
+    result = await later(world).sync_record("contacts", "to_crm", contact["id"], create=True)
+    assert result.outcome is Outcome.COUPLED, result.message
+    mine = [c for c in await world.dv.rows("contacts") if c.get("fullname") == "Lea Lund"]
+    assert [c["contactid"] for c in mine] == [result.destination_id]
+
+
+async def test_a_crash_between_create_and_coupling_leaves_no_duplicate_in_business_central(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Sales contact → BC contact: BC picks its own ids, so the earlier attempt's record is found by content.
+    customer, account_id = await coupled_customer(world)
+    contact = await world.dv.insert("contacts", {"firstname": "Per", "lastname": "Holm", "fullname": "Per Holm",
+                                                 "_parentcustomerid_value": account_id,
+                                                 "parentcustomeridtype": "account", "jobtitle": "CFO"})
+    await crash_after_create(world, "contacts", "to_erp", contact["contactid"], monkeypatch)
+    assert len([c for c in await world.bc.rows("contacts") if c["displayName"] == "Per Holm"]) == 1
+    result = await later(world).sync_record("contacts", "to_erp", contact["contactid"], create=True)
+    assert result.outcome is Outcome.COUPLED, result.message
+    mine = [c for c in await world.bc.rows("contacts") if c["displayName"] == "Per Holm"]
+    assert [c["id"] for c in mine] == [result.destination_id]
+    assert mine[0]["companyNumber"] == customer["number"]
