@@ -90,7 +90,8 @@ def create_app(settings: BusinessCentralSettings | None = None, *,
 
     admin = Admin(store=env.store, identity=env.identity, faults=env.faults, throttle=env.throttle,
                   default_actor=SYSTEM_ACTOR, users=env.users,
-                  reseed=lambda records, seed_value: reseed(env, records, seed_value), render=dict)
+                  reseed=lambda records, seed_value: reseed(env, records, seed_value), render=dict,
+                  delivery=env.webhooks.delivery)
     methods = ["GET", "POST", "PATCH", "DELETE", "PUT"]
     routes = [
         *env.identity.routes(),

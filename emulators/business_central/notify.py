@@ -1,6 +1,7 @@
 """Webhook delivery as BC does it (PROTOCOLS.md §4): the handshake, then notifications batched per
 notification URL after a delay, repeated changes of a record merged, a `collection` notice past a threshold,
-retries on 408/429/5xx on BC's schedule, and the subscription deleted on any other non-2xx answer.
+retries on 408/429/5xx on BC's schedule, and the subscription deleted on any other non-2xx answer. Injected
+misdelivery (`settings.delivery`, emulators.common.delivery) drops, duplicates or delays each batch as a whole.
 
 Every user's changes notify (BC does not leave out the integration user; receivers filter). Delivery runs as
 asyncio tasks on the loop that serves the API; `aclose()` cancels them (the app's lifespan calls it).
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import secrets
 from collections import deque
@@ -22,6 +24,7 @@ from emulators.business_central.errors import BCError
 from emulators.business_central.schema import ENTITY_SETS
 from emulators.business_central.state import COMPANY, SYSTEM_ACTOR, Environment, bc_timestamp
 from emulators.business_central.webhooks import SubscriptionsApi, parse_resource
+from emulators.common.delivery import DeliveryInjector
 from emulators.common.store import Change, utcnow
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,7 @@ class Notifier:
         self._loop: asyncio.AbstractEventLoop | None = None
         # Attempts made (url, status or error, payload), newest last: for tests and the demo.
         self.attempts: deque[tuple[str, int | str, dict[str, Any]]] = deque(maxlen=1000)
+        self.delivery = DeliveryInjector(env.settings.delivery.model_copy())
         self.api = SubscriptionsApi(env, self)
         env.store.listeners.append(self.on_change)
 
@@ -147,7 +151,8 @@ class Notifier:
             return
         notices, subs = self._notices(window)
         if notices:
-            await self._deliver(url, {"value": notices}, subs)
+            # A delayed batch lets the URL's next window (its own task) overtake it: reordering.
+            await self.delivery.deliver(functools.partial(self._deliver, url, {"value": notices}, subs))
 
     def _notices(self, window: _Window) -> tuple[list[dict[str, Any]], set[str]]:
         table = self.env.store.table("subscriptions")

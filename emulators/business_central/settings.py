@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from emulators.common.delivery import DeliveryFaults
 from emulators.common.faults import Faults
 from emulators.common.throttle import Limits
 
@@ -58,4 +59,6 @@ class BusinessCentralSettings(BaseSettings):
     subscription_lifetime_days: float = Field(3.0, gt=0)
     max_subscriptions: int = Field(200, ge=1)
     faults: Faults = Field(default_factory=Faults)
+    # Misdelivery of outgoing notifications (dropped, duplicated, delayed); off by default.
+    delivery: DeliveryFaults = Field(default_factory=DeliveryFaults)
     limits: Limits = Field(default_factory=_bc_limits)

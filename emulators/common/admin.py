@@ -1,6 +1,6 @@
 """`/_admin` routes: read and write records directly (as a named user, so webhooks fire as for a person's
-edit in the UI), change injected faults and limits at run time, and re-seed. Not part of either real API;
-tests, the demo and benchmarks use them to act as "a user on the other side"."""
+edit in the UI), change injected faults, limits and delivery faults at run time, and re-seed. Not part of
+either real API; tests, the demo and benchmarks use them to act as "a user on the other side"."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from emulators.common.delivery import DeliveryFaults, DeliveryInjector
 from emulators.common.faults import FaultInjector, Faults
 from emulators.common.identity import Identity
 from emulators.common.store import Actor, RecordExists, RecordNotFound, Store
@@ -40,7 +41,7 @@ class Admin:
     def __init__(self, *, store: Store, identity: Identity, faults: FaultInjector, throttle: Throttle,
                  default_actor: Actor, users: Callable[[], dict[str, Actor]],
                  reseed: Callable[[int, int], None], render: Callable[[dict[str, Any]], dict[str, Any]],
-                 writer: AdminWriter | None = None) -> None:
+                 writer: AdminWriter | None = None, delivery: DeliveryInjector | None = None) -> None:
         self.store = store
         self.identity = identity
         self.faults = faults
@@ -51,6 +52,8 @@ class Admin:
         # How a stored row looks when read through the admin route (the emulator's own wire form).
         self.render = render
         self.writer = writer
+        # Faults of the emulator's outgoing notifications (None: it sends none).
+        self.delivery = delivery
 
     def routes(self) -> list[Route]:
         return [
@@ -76,14 +79,26 @@ class Admin:
     async def _config(self, request: Request) -> Response:
         if request.method == "PATCH":
             body = await request.json()
+            if "delivery" in body and self.delivery is None:
+                return JSONResponse({"error": "this emulator sends no notifications"}, status_code=400)
             try:
                 faults = Faults.model_validate({**self.faults.faults.model_dump(), **body.get("faults", {})})
                 limits = Limits.model_validate({**self.throttle.limits.model_dump(), **body.get("limits", {})})
+                delivery = None
+                if "delivery" in body and self.delivery is not None:
+                    delivery = DeliveryFaults.model_validate({**self.delivery.faults.model_dump(),
+                                                              **body["delivery"]})
             except ValidationError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=400)
             self.faults.reconfigure(faults)
             self.throttle.limits = limits
-        return JSONResponse({"faults": self.faults.faults.model_dump(), "limits": self.throttle.limits.model_dump()})
+            if delivery is not None and self.delivery is not None:
+                self.delivery.reconfigure(delivery)
+        answer: dict[str, Any] = {"faults": self.faults.faults.model_dump(),
+                                  "limits": self.throttle.limits.model_dump()}
+        if self.delivery is not None:
+            answer.update(self.delivery.report())
+        return JSONResponse(answer)
 
     async def _reset(self, request: Request) -> Response:
         body = await request.json() if await request.body() else {}

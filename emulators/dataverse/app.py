@@ -43,7 +43,7 @@ def create_app(settings: DataverseSettings | None = None, *,
     admin = Admin(store=emu.store, identity=emu.identity, faults=faults, throttle=throttle,
                   default_actor=emu.integration, users=emu.users,
                   reseed=lambda records, seed: reseed(emu, records, seed),
-                  render=lambda row: {"@odata.etag": emu.etag(row), **row})
+                  render=lambda row: {"@odata.etag": emu.etag(row), **row}, delivery=emu.webhooks.delivery)
 
     async def api(request: Request) -> Response:
         return _send(await handle(emu, await _api_request(request)))

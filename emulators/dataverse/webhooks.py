@@ -7,11 +7,13 @@ Simplification (documented in emulators/README.md): a step names its message and
 lookups to sdkmessage / sdkmessagefilter; images are `sdkmessageprocessingstepimages` rows (imagetype 0 pre,
 1 post, 2 both; `attributes` a comma list, empty = all).
 
-Delivery runs as asyncio tasks after `webhook_delay_ms`; Dataverse retries once, only on 502/503/504."""
+Delivery runs as asyncio tasks after `webhook_delay_ms`; Dataverse retries once, only on 502/503/504. Injected
+misdelivery (`settings.delivery`, emulators.common.delivery) drops, duplicates or delays each call as a whole."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import uuid
@@ -22,6 +24,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 
+from emulators.common.delivery import DeliveryInjector
 from emulators.common.store import Change
 from emulators.dataverse.context import MESSAGES, build_context, strip_oversized
 from emulators.dataverse.core import Emulator
@@ -89,6 +92,7 @@ class WebhookDispatcher:
         self._owns_client = client is None
         self.tasks: set[asyncio.Task[None]] = set()
         self.deliveries: list[Delivery] = []
+        self.delivery = DeliveryInjector(emu.settings.delivery.model_copy())
         emu.store.listeners.append(self.on_change)
 
     # ----- matching (runs synchronously inside the write, so the context reflects that moment)
@@ -104,7 +108,8 @@ class WebhookDispatcher:
             log.warning("webhook for %s %s not sent: no event loop", change.kind, change.table)
             return
         for call in calls:
-            task = loop.create_task(self._deliver(*call))
+            # Each call is its own task, so a delayed one is overtaken by later ones (reordering).
+            task = loop.create_task(self.delivery.deliver(functools.partial(self._deliver, *call)))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
 

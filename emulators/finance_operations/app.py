@@ -48,7 +48,7 @@ def create_app(settings: FinanceOperationsSettings | None = None, *,
     admin = Admin(store=emu.store, identity=emu.identity, faults=faults, throttle=throttle,
                   default_actor=emu.integration, users=emu.users,
                   reseed=lambda records, seed: reseed(emu, records, seed), render=render_row(emu),
-                  writer=Writer(emu))
+                  writer=Writer(emu), delivery=emu.events.delivery)
 
     async def service(request: Request) -> Response:
         base = _base(request)

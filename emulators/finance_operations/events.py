@@ -7,21 +7,26 @@ touch virtual fields raise nothing; the integration user's own changes raise eve
 suppresses its echoes). `ControlNumber` grows with gaps across the environment. A non-2xx answer or a
 transport error is retried `event_retries` times `event_retry_interval_s` apart (F&O: 3 times, 1 s), then
 the event goes to the error list — never lost silently. Rolled-back change sets raise nothing (the store
-only tells listeners about committed changes)."""
+only tells listeners about committed changes). Injected misdelivery (`settings.delivery`,
+emulators.common.delivery) drops, duplicates or delays each event; a delayed event leaves the endpoint's ordered
+queue, so later events may overtake it."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import logging
 import random
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from emulators.common.delivery import DeliveryInjector
 from emulators.common.store import Change
 from emulators.finance_operations.core import Emulator
 from emulators.finance_operations.schema import EntityDef
@@ -115,6 +120,8 @@ class DataEvents:
         self.control_number = FIRST_CONTROL_NUMBER
         self._queues: dict[str, asyncio.Queue[Outgoing]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self.delivery = DeliveryInjector(emu.settings.delivery.model_copy())
+        self._detached: set[asyncio.Task[None]] = set()  # delayed deliveries, off the ordered queues
         emu.store.listeners.append(self.on_change)
 
     # ----- matching: runs inside the commit, so payloads and control numbers follow commit order
@@ -157,16 +164,30 @@ class DataEvents:
         while True:
             item = await queue.get()
             try:
-                await self._deliver(item)
+                loop = asyncio.get_running_loop()
+                if (wait := item.due - loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                delivery = self.delivery.deliver(functools.partial(self._deliver, item))
+                if self.delivery.faults.delays:
+                    # Off the ordered queue, so the next event does not wait for this one and may overtake it.
+                    task = loop.create_task(self._logged(delivery))
+                    self._detached.add(task)
+                    task.add_done_callback(self._detached.discard)
+                else:
+                    await delivery
             except Exception:  # never let one bad event stop the endpoint's queue
                 log.exception("data event delivery failed")
             finally:
                 queue.task_done()
 
+    @staticmethod
+    async def _logged(delivery: Awaitable[None]) -> None:
+        try:
+            await delivery
+        except Exception:
+            log.exception("data event delivery failed")
+
     async def _deliver(self, item: Outgoing) -> None:
-        loop = asyncio.get_running_loop()
-        if (wait := item.due - loop.time()) > 0:
-            await asyncio.sleep(wait)
         settings = self.emu.settings
         outcome: int | str = "endpoint removed"
         attempts = 0
@@ -200,14 +221,20 @@ class DataEvents:
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until every queued event has been delivered or given up on (tests, demo)."""
-        if self._queues:
-            await asyncio.wait_for(asyncio.gather(*(q.join() for q in self._queues.values())), timeout)
+        async def settle() -> None:
+            if self._queues:
+                await asyncio.gather(*(q.join() for q in self._queues.values()))
+            while self._detached:  # delayed deliveries (a queue may refill meanwhile: look again)
+                await asyncio.gather(*list(self._detached), return_exceptions=True)
+                await asyncio.gather(*(q.join() for q in self._queues.values()))
+
+        await asyncio.wait_for(settle(), timeout)
 
     async def aclose(self) -> None:
-        for task in self._workers.values():
+        tasks = [*self._workers.values(), *self._detached]
+        for task in tasks:
             task.cancel()
-        if self._workers:
-            await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._workers.clear()
         self._queues.clear()
         if self._owns_client and self._client is not None:

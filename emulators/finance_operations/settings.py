@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from emulators.common.delivery import DeliveryFaults
 from emulators.common.faults import Faults
 from emulators.common.throttle import Limits
 
@@ -55,3 +56,5 @@ class FinanceOperationsSettings(BaseSettings):
     limits: Limits = Field(default_factory=lambda: Limits(window_requests=6000, window_seconds=300,
                                                           max_concurrent=52, max_queued=0))
     faults: Faults = Field(default_factory=Faults)
+    # Misdelivery of outgoing notifications (dropped, duplicated, delayed); off by default.
+    delivery: DeliveryFaults = Field(default_factory=DeliveryFaults)

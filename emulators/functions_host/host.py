@@ -4,10 +4,13 @@ the Functions host would, where no Functions host or Service Bus can run:
 - HTTP triggers on a real port (Starlette; `asgi()` for uvicorn or `BackgroundServer`), auth levels honoured;
 - timer triggers fired on their NCRONTAB schedules (`run_timers=True`), or on demand with `await fire(name)`;
 - Service Bus queue triggers fed by an `InProcessQueue` per queue (sessions, duplicate detection, scheduled
-  messages, max delivery count → dead letter) as `azure.functions.ServiceBusMessage`s.
+  messages, max delivery count → dead letter) as `azure.functions.ServiceBusMessage`s; a trigger on
+  `<queue>/$DeadLetterQueue` (any case, not session-enabled) receives that queue's dead letters, with
+  `dead_letter_reason` and `dead_letter_error_description` set.
 
 Every function, whatever its trigger, is discovered from the app, so new blueprints need no change here.
-`%SETTING%` in queue names and schedules resolves from `app_settings` (default: the environment).
+`%SETTING%` in queue names and schedules (anywhere in them, as in Azure's binding expressions) resolves from
+`app_settings` (default: the environment).
 
     host = LocalHost(app, runtime=lambda h: AppRuntime(settings=settings, sender=h.sender()))
     with BackgroundServer(host.asgi()) as server:   # webhooks now reach server.url + "/api/webhooks/…"
@@ -25,6 +28,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
@@ -44,6 +48,9 @@ log = logging.getLogger(__name__)
 HOST_JSON = Path(__file__).resolve().parents[2] / "host.json"
 # What the Function App's settings would hold in Azure, when the environment does not say.
 DEFAULT_APP_SETTINGS = {"DUALSYNC_QUEUE__NAME": QueueSettings.model_fields["name"].default}
+# Service Bus addresses an entity's dead-letter sub-queue as `<entity>/$DeadLetterQueue`.
+DEAD_LETTER_SUFFIX = "/$deadletterqueue"
+_SETTING = re.compile(r"%([^%]+)%")
 
 
 def host_json_options(path: Path | None) -> dict[str, Any]:
@@ -80,17 +87,21 @@ class LocalHost:
         sessions = max_concurrent_sessions or int(host_json_options(host_json).get("maxConcurrentSessions", 8))
         self.queues: dict[str, InProcessQueue] = {}
         self._consumers: dict[str, str] = {}  # queue → function
+        self._dead_letter_consumers: dict[str, str] = {}  # queue → the function receiving its dead letters
         self.schedules: dict[str, Schedule] = {}
         for name, function in self.functions.items():
             trigger = function.get_trigger()
             if trigger.type == "serviceBusTrigger":
-                queue = self.resolve(trigger.queue_name)
-                if queue in self._consumers:
-                    raise ValueError(f"functions {self._consumers[queue]} and {name} both receive queue '{queue}'")
-                self._consumers[queue] = name
-                self.queues[queue] = InProcessQueue(queue, max_delivery_count=max_delivery_count,
-                                                    duplicate_window=duplicate_window,
-                                                    max_concurrent_sessions=sessions)
+                queue, dead_letters = self._queue_of(name, trigger)
+                consumers = self._dead_letter_consumers if dead_letters else self._consumers
+                if queue in consumers:
+                    raise ValueError(f"functions {consumers[queue]} and {name} both receive "
+                                     f"{'the dead letters of ' if dead_letters else ''}queue '{queue}'")
+                consumers[queue] = name
+                if queue not in self.queues:  # the DLQ is part of its queue, which exists with or without a receiver
+                    self.queues[queue] = InProcessQueue(queue, max_delivery_count=max_delivery_count,
+                                                        duplicate_window=duplicate_window,
+                                                        max_concurrent_sessions=sessions)
             elif trigger.type == "timerTrigger":
                 self.schedules[name] = Schedule.parse(self.resolve(trigger.schedule))
         self.fired: list[tuple[str, dt.datetime]] = []
@@ -101,13 +112,23 @@ class LocalHost:
 
     # ----- configuration
     def resolve(self, value: str) -> str:
-        """`%NAME%` → the app setting NAME (KeyError naming it when unset); other text as is."""
-        if len(value) > 2 and value.startswith("%") and value.endswith("%"):
-            name = value[1:-1]
-            if name not in self.app_settings:
-                raise KeyError(f"app setting {name} is not set")
-            return self.app_settings[name]
-        return value
+        """Each `%NAME%` → the app setting NAME (KeyError naming it when unset); other text as is."""
+        def setting(match: re.Match[str]) -> str:
+            if match[1] not in self.app_settings:
+                raise KeyError(f"app setting {match[1]} is not set")
+            return self.app_settings[match[1]]
+
+        return _SETTING.sub(setting, value)
+
+    def _queue_of(self, function: str, trigger: Any) -> tuple[str, bool]:
+        """(queue, whether the trigger reads its dead-letter sub-queue)."""
+        queue = self.resolve(trigger.queue_name)
+        if not queue.lower().endswith(DEAD_LETTER_SUFFIX):
+            return queue, False
+        if getattr(trigger, "is_sessions_enabled", None):
+            # A dead-letter queue has no sessions: Azure's trigger fails to receive with a session receiver.
+            raise ValueError(f"function {function} reads a dead-letter queue: it must not be session-enabled")
+        return queue[:-len(DEAD_LETTER_SUFFIX)], True
 
     def queue(self, name: str | None = None) -> InProcessQueue:
         """The queue `name`, or the only one."""
@@ -146,6 +167,8 @@ class LocalHost:
         self._previous = install(self._runtime)
         for queue, function in self._consumers.items():
             self.queues[queue].start(self._deliverer(function))
+        for queue, function in self._dead_letter_consumers.items():
+            self.queues[queue].start_dead_letters(self._deliverer(function))
         if self.run_timers:
             loop = asyncio.get_running_loop()
             self._tasks = [loop.create_task(self._timer(name)) for name in self.schedules]
@@ -171,7 +194,8 @@ class LocalHost:
                 body=m.body, message_id=m.message_id, session_id=m.session_id, delivery_count=m.delivery_count,
                 enqueued_time_utc=m.enqueued_at, scheduled_enqueue_time_utc=m.scheduled_at,
                 sequence_number=m.sequence_number, content_type=m.content_type, subject=m.subject, label=m.subject,
-                application_properties=m.application_properties, user_properties=m.application_properties)
+                application_properties=m.application_properties, user_properties=m.application_properties,
+                dead_letter_reason=m.dead_letter_reason, dead_letter_error_description=m.dead_letter_description)
             await call_function(user_function, **{trigger.name: message})
 
         return deliver

@@ -6,7 +6,11 @@
 - scheduled messages become visible at their time;
 - a handler that raises abandons the message: it is redelivered at once with `delivery_count` + 1, and at
   `max_delivery_count` it moves to the dead-letter list with reason `MaxDeliveryCountExceeded` and the
-  error's text as description (what Service Bus does with a Functions trigger's failed message).
+  error's text as description (what Service Bus does with a Functions trigger's failed message);
+- the dead-letter sub-queue: `dead_letters` is what it holds. With a receiver (`start_dead_letters`) each dead
+  letter is delivered, without sessions, one at a time in the order dead-lettered, and removed once completed. A
+  failure redelivers it; Service Bus cannot dead-letter from a dead-letter queue, so it would go on redelivering
+  forever: here it stays in `dead_letters` after `max_delivery_count` deliveries from the DLQ (no hot loop).
 
 Everything runs on the event loop the queue is used on; `sender()` gives a `shared.queue.QueueSender`.
 """
@@ -73,8 +77,10 @@ class InProcessQueue:
         self.max_concurrent_sessions = max_concurrent_sessions
         self.sessions: dict[str, deque[QueuedMessage]] = {}
         self.scheduled: list[tuple[dt.datetime, int, QueuedMessage]] = []
-        self.dead_letters: list[QueuedMessage] = []
+        self.dead_letters: list[QueuedMessage] = []  # the dead-letter sub-queue's content
+        self.dead_lettered: list[QueuedMessage] = []  # every message ever dead-lettered (tests)
         self.deliveries: list[DeliveryRecord] = []
+        self.dead_letter_deliveries: list[DeliveryRecord] = []
         self.duplicates_dropped = 0
         self._seen: dict[str, dt.datetime] = {}
         self._sequence = itertools.count(1)
@@ -83,6 +89,10 @@ class InProcessQueue:
         self._wake: asyncio.Event | None = None
         self._idle: asyncio.Event | None = None
         self._dispatcher: asyncio.Task[None] | None = None
+        self._dlq_pending: deque[QueuedMessage] = deque()  # dead letters the DLQ receiver has yet to get
+        self._dlq_in_flight = False
+        self._dlq_wake: asyncio.Event | None = None
+        self._dlq_receiver: asyncio.Task[None] | None = None
 
     # ----- sending
     def put(self, body: bytes | str, *, message_id: str, session_id: str, scheduled_at: dt.datetime | None = None,
@@ -121,8 +131,12 @@ class InProcessQueue:
 
     @property
     def busy(self) -> bool:
-        """Messages are queued or in flight (scheduled ones not counted)."""
-        return self.active_count > 0 or bool(self._locked)
+        """Messages are queued or in flight (scheduled ones not counted), dead letters for a receiver too."""
+        return self.active_count > 0 or bool(self._locked) or self._dlq_busy
+
+    @property
+    def _dlq_busy(self) -> bool:
+        return bool(self._dlq_pending) or self._dlq_in_flight
 
     def _activate_due(self) -> float | None:
         """Move due scheduled messages to their sessions; seconds until the next one is due (None: none)."""
@@ -145,12 +159,21 @@ class InProcessQueue:
         self._wake, self._idle = asyncio.Event(), asyncio.Event()
         self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch(handler))
 
+    def start_dead_letters(self, handler: Handler) -> None:
+        """Deliver the dead-letter sub-queue to `handler` (dead letters already there first) until `stop()`."""
+        if self._dlq_receiver is not None:
+            raise RuntimeError(f"the dead-letter queue of '{self.name}' is already being received")
+        self._dlq_wake = asyncio.Event()
+        self._dlq_pending = deque(self.dead_letters)
+        self._dlq_receiver = asyncio.get_running_loop().create_task(self._receive_dead_letters(handler))
+
     async def stop(self) -> None:
-        tasks = [t for t in (self._dispatcher, *self._tasks) if t is not None]
+        tasks = [t for t in (self._dispatcher, self._dlq_receiver, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._dispatcher, self._locked = None, set()
+        self._dlq_receiver, self._dlq_pending, self._dlq_in_flight = None, deque(), False
 
     async def _dispatch(self, handler: Handler) -> None:
         assert self._wake is not None and self._idle is not None
@@ -192,16 +215,62 @@ class InProcessQueue:
                     queue.popleft()
                 elif message.delivery_count >= self.max_delivery_count:
                     queue.popleft()
-                    message.dead_letter_reason = "MaxDeliveryCountExceeded"
-                    message.dead_letter_description = f"{type(error).__name__}: {error}"
-                    self.dead_letters.append(message)
-                    log.warning("queue %s: message %s dead-lettered after %d deliveries: %s", self.name,
-                                message.message_id, message.delivery_count, message.dead_letter_description)
+                    self._dead_letter(message, "MaxDeliveryCountExceeded", f"{type(error).__name__}: {error}")
             if queue is not None and not queue:
                 self.sessions.pop(sid, None)
         finally:
             self._locked.discard(sid)
             self._poke()
+
+    def _dead_letter(self, message: QueuedMessage, reason: str, description: str) -> None:
+        # The broker adds the reason and description as application properties of the dead letter; the
+        # Functions binding also gives them as `dead_letter_reason` / `dead_letter_error_description`.
+        message.dead_letter_reason, message.dead_letter_description = reason, description
+        message.application_properties = {**message.application_properties, "DeadLetterReason": reason,
+                                          "DeadLetterErrorDescription": description}
+        self.dead_letters.append(message)
+        self.dead_lettered.append(message)
+        log.warning("queue %s: message %s dead-lettered after %d deliveries: %s", self.name, message.message_id,
+                    message.delivery_count, description)
+        if self._dlq_receiver is not None and self._dlq_wake is not None:
+            self._dlq_pending.append(message)
+            self._dlq_wake.set()
+
+    async def _receive_dead_letters(self, handler: Handler) -> None:
+        assert self._dlq_wake is not None
+        while True:
+            self._dlq_wake.clear()
+            while self._dlq_pending:
+                message = self._dlq_pending.popleft()
+                self._dlq_in_flight = True
+                try:
+                    await self._deliver_dead_letter(message, handler)
+                finally:
+                    self._dlq_in_flight = False
+            await self._dlq_wake.wait()
+
+    async def _deliver_dead_letter(self, message: QueuedMessage, handler: Handler) -> None:
+        """Deliver one dead letter until it completes or has had `max_delivery_count` deliveries from the DLQ.
+        Its delivery count goes on from the main queue's (unconfirmed: whether Service Bus restarts it)."""
+        loop = asyncio.get_running_loop()
+        for _ in range(self.max_delivery_count):
+            message.delivery_count += 1
+            started = loop.time()
+            try:
+                await handler(message)
+                completed = True
+            except Exception as exc:  # abandon: redelivered at once
+                completed = False
+                log.warning("queue %s: dead letter %s failed in its receiver: %s: %s", self.name,
+                            message.message_id, type(exc).__name__, exc)
+            self.dead_letter_deliveries.append(DeliveryRecord(message.message_id, message.session_id,
+                                                              message.delivery_count, started, loop.time(),
+                                                              completed))
+            if completed:  # by identity: two dead letters may be equal field by field
+                del self.dead_letters[next(i for i, m in enumerate(self.dead_letters) if m is message)]
+                return
+        log.error("queue %s: dead letter %s kept in the dead-letter queue after %d failed deliveries", self.name,
+                  message.message_id, self.max_delivery_count)
 
     async def wait_idle(self, timeout: float = 10.0, *, scheduled: bool = False) -> None:
         """Wait until nothing is queued or in flight (with `scheduled`, nothing scheduled either)."""
@@ -211,7 +280,7 @@ class InProcessQueue:
         deadline = loop.time() + timeout
         while True:
             await asyncio.sleep(0)
-            if self._idle.is_set() and not self._locked and self.active_count == 0 \
+            if self._idle.is_set() and not self._locked and self.active_count == 0 and not self._dlq_busy \
                     and not (scheduled and self.scheduled):
                 return
             if loop.time() > deadline:

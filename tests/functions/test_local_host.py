@@ -11,6 +11,7 @@ from typing import Any
 
 import azure.functions as func
 import httpx
+import pytest
 
 from emulators.business_central import BusinessCentralSettings
 from emulators.business_central import create_app as create_bc
@@ -82,6 +83,53 @@ async def test_http_functions_auth_levels_timers_and_queue_of_any_app() -> None:
     finally:
         await host.stop()
     assert ("tick", True) in calls and ("msg", "s1", "m1", 1, b"payload") in calls
+
+
+def dead_letter_app(*, sessions: bool = False) -> tuple[func.FunctionApp, list[Any]]:
+    app = func.FunctionApp()
+    calls: list[Any] = []
+
+    @app.service_bus_queue_trigger(arg_name="msg", queue_name="%Q%", connection="SB", is_sessions_enabled=True)
+    async def consume(msg: func.ServiceBusMessage) -> None:
+        raise ValueError(f"cannot handle {msg.message_id}")
+
+    # As an Azure app declares it: the setting, then the sub-queue (any case), not session-enabled.
+    @app.service_bus_queue_trigger(arg_name="dead", queue_name="%Q%/$DeadLetterQueue", connection="SB",
+                                   is_sessions_enabled=sessions)
+    async def dead_letters(dead: func.ServiceBusMessage) -> None:
+        calls.append((dead.message_id, dead.session_id, dead.delivery_count, dead.dead_letter_reason,
+                      dead.dead_letter_error_description, dead.get_body()))
+
+    return app, calls
+
+
+async def test_a_dead_letter_trigger_receives_the_queues_dead_letters() -> None:
+    app, calls = dead_letter_app()
+    host = LocalHost(app, app_settings={"Q": "work"}, max_delivery_count=2,
+                     runtime=lambda h: AppRuntime(sender=h.sender()))
+    assert set(host.queues) == {"work"}  # the dead-letter sub-queue is part of its queue
+    await host.start()
+    try:
+        host.queue().put(b"poison", message_id="m1", session_id="s1")
+        await host.queue().wait_idle()
+    finally:
+        await host.stop()
+    assert calls == [("m1", "s1", 3, "MaxDeliveryCountExceeded", "ValueError: cannot handle m1", b"poison")]
+    assert host.queue().dead_letters == [] and [m.message_id for m in host.queue().dead_lettered] == ["m1"]
+
+
+def test_a_dead_letter_trigger_must_not_be_session_enabled() -> None:
+    app, _ = dead_letter_app(sessions=True)
+    with pytest.raises(ValueError, match="must not be session-enabled"):
+        LocalHost(app, app_settings={"Q": "work"})
+
+
+def test_settings_resolve_anywhere_in_a_name() -> None:
+    host = LocalHost(func.FunctionApp(), app_settings={"Q": "work", "ENV": "dev"})
+    assert host.resolve("%Q%-%ENV%/$DeadLetterQueue") == "work-dev/$DeadLetterQueue"
+    assert host.resolve("0 */5 * * * *") == "0 */5 * * * *"
+    with pytest.raises(KeyError, match="MISSING"):
+        host.resolve("%MISSING%/$deadletterqueue")
 
 
 BC_STATE, DV_KEY = "e2e-client-state", "e2e-dv-key"
@@ -181,9 +229,11 @@ async def _flow(http: httpx.AsyncClient, settings: Settings, bc_url: str, dv_url
 
     # A poison message: redelivered up to the max delivery count, then dead-lettered with the reason.
     queue.put(b"not a message", message_id="poison", session_id="poison")
-    await _eventually(_async(lambda: bool(queue.dead_letters)), "dead letter")
-    [dead] = queue.dead_letters
-    assert dead.delivery_count == queue.max_delivery_count
+    # (`dead_lettered`: the app's dead-letter function may already have consumed it from `dead_letters`.)
+    await _eventually(_async(lambda: bool(queue.dead_lettered)), "dead letter")
+    [dead] = queue.dead_lettered
+    assert [d.delivery_count for d in queue.deliveries if d.message_id == "poison"] == [
+        *range(1, queue.max_delivery_count + 1)]
     assert dead.dead_letter_reason == "MaxDeliveryCountExceeded"
     assert dead.dead_letter_description == "PoisonMessage: the message body is not JSON (JSONDecodeError)"
 

@@ -101,6 +101,57 @@ async def test_failing_messages_are_redelivered_then_dead_lettered_with_the_reas
     assert dead.dead_letter_description == "ValueError: cannot handle poison"
 
 
+async def test_a_dead_letter_receiver_gets_dead_letters_without_sessions_and_completes_them() -> None:
+    queue = InProcessQueue("q", max_delivery_count=2)
+    received: list[tuple[str, int, str | None, str | None, dict[str, object]]] = []
+    leftover = b"dead before the receiver started"
+
+    async def main(m: QueuedMessage) -> None:
+        raise ValueError(f"cannot handle {m.message_id}")
+
+    async def dead_letters(m: QueuedMessage) -> None:
+        received.append((m.message_id, m.delivery_count, m.dead_letter_reason, m.dead_letter_description,
+                         dict(m.application_properties)))
+        if m.message_id == "stubborn":
+            raise RuntimeError("the dead-letter function fails too")
+
+    queue.start(main)
+    queue.put(leftover, message_id="early", session_id="s")
+    await queue.wait_idle()
+    assert [m.message_id for m in queue.dead_letters] == ["early"]
+    queue.start_dead_letters(dead_letters)  # what is already in the DLQ comes first
+    queue.put(b"a", message_id="a", session_id="s", application_properties={"attempt": 1})
+    queue.put(b"b", message_id="b", session_id="t")  # another session: the DLQ has no sessions
+    queue.put(b"c", message_id="stubborn", session_id="s")
+    await queue.wait_idle()
+    await queue.stop()
+    assert received[0][0] == "early" and sorted(r[0] for r in received[1:]) == ["a", "b", "stubborn", "stubborn"]
+    early, a = received[0], next(r for r in received if r[0] == "a")
+    # Delivered once each after 2 failed deliveries from the main queue, the reason and description as set.
+    assert early[1:4] == (3, "MaxDeliveryCountExceeded", "ValueError: cannot handle early")
+    assert a[4] == {"attempt": 1, "DeadLetterReason": "MaxDeliveryCountExceeded",
+                    "DeadLetterErrorDescription": "ValueError: cannot handle a"}
+    # A failing dead letter is redelivered, never dead-lettered again: it stays in the DLQ.
+    assert [r[1] for r in received if r[0] == "stubborn"] == [3, 4]
+    assert [m.message_id for m in queue.dead_letters] == ["stubborn"]
+    assert sorted(m.message_id for m in queue.dead_lettered) == ["a", "b", "early", "stubborn"]
+    assert sorted((d.message_id, d.completed) for d in queue.dead_letter_deliveries) == [
+        ("a", True), ("b", True), ("early", True), ("stubborn", False), ("stubborn", False)]
+
+
+async def test_dead_letters_wait_for_a_receiver() -> None:
+    queue = InProcessQueue("q", max_delivery_count=1)
+
+    async def main(m: QueuedMessage) -> None:
+        raise ValueError("no")
+
+    queue.start(main)
+    queue.put(b"x", message_id="x", session_id="s")
+    await queue.wait_idle()  # no DLQ receiver: idle with the dead letter kept
+    await queue.stop()
+    assert [m.message_id for m in queue.dead_letters] == ["x"] and queue.dead_letter_deliveries == []
+
+
 def test_a_session_queue_needs_session_and_message_ids() -> None:
     queue = InProcessQueue("q")
     with pytest.raises(ValueError, match="session id"):

@@ -277,3 +277,28 @@ async def test_end_to_end_over_real_sockets(receiver: Receiver) -> None:
             notice = receiver.notices()[0]
             assert notice["clientState"] == "real" and notice["changeType"] == "created"
             assert notice["resource"] == f"api/v2.0/companies({cid})/contacts({made.json()['id']})"
+
+
+@pytest.mark.parametrize("overrides", [{"delivery": {"drop_ratio": 1.0}}])
+async def test_delivery_faults_drop_and_duplicate_notifications(hooked: tuple[Starlette, httpx.AsyncClient],
+                                                                receiver: Receiver) -> None:
+    app, bc = hooked
+    company = _company(app)
+    await _subscribe(bc, company)
+    base = f"{API}companies({company})/customers"
+    ids = [r["id"] for r in (await bc.get(base, params={"$top": "2"})).json()["value"]]
+    # Dropped from the start (settings): BC never sends the window's notification.
+    await bc.patch(f"{base}({ids[0]})", json={"city": "Dropped"}, headers={"If-Match": "*"})
+    await wait_for(lambda: app.state.emulator.webhooks.delivery.counts.dropped == 1)
+    await asyncio.sleep(0.1)
+    assert receiver.notifications == []
+    # Duplicated at run time: the same notification arrives twice.
+    resp = await bc.patch("/_admin/config", json={"delivery": {"drop_ratio": 0, "duplicate_ratio": 1,
+                                                              "duplicate_gap_ms": 0}})
+    assert resp.status_code == 200, resp.text
+    await bc.patch(f"{base}({ids[1]})", json={"city": "Twice"}, headers={"If-Match": "*"})
+    await wait_for(lambda: len(receiver.notifications) == 2)
+    first, second = receiver.notifications
+    assert first == second and first["value"][0]["resource"].endswith(f"/customers({ids[1]})")
+    counts = (await bc.get("/_admin/config")).json()["delivery_counts"]
+    assert counts == {"deliveries": 2, "dropped": 1, "duplicated": 1, "delayed": 0}

@@ -230,3 +230,20 @@ def test_auth_value_parsing() -> None:
     url, headers = prepare_call({"url": "https://x/h", "authtype": 5,
                                  "authvalue": '<settings><setting name="k" value="v"/></settings>'})
     assert (url, headers) == ("https://x/h", {"k": "v"})
+
+
+async def test_delivery_faults_duplicate_and_drop_webhook_calls(anon, dv, emu: Emulator, receiver: Receiver) -> None:
+    await register(dv, receiver.url, message="Create")
+    r = await anon.patch("/_admin/config", json={"delivery": {"duplicate_ratio": 1.0, "duplicate_gap_ms": 0}})
+    assert r.status_code == 200 and r.json()["delivery"]["duplicate_ratio"] == 1.0
+    for name in ("Twice A", "Twice B"):
+        await dv.post("contacts", json={"lastname": name})
+    await settle(emu, receiver, 4)
+    ids = [c["body"]["CorrelationId"] for c in receiver.calls]
+    assert len(set(ids)) == 2 and sorted(ids) == sorted([*set(ids)] * 2)  # each change, twice
+    await anon.patch("/_admin/config", json={"delivery": {"duplicate_ratio": 0.0, "drop_ratio": 1.0}})
+    await dv.post("contacts", json={"lastname": "Never told"})
+    await settle(emu, receiver, 4)
+    counts = (await anon.get("/_admin/config")).json()["delivery_counts"]
+    assert counts == {"deliveries": 3, "dropped": 1, "duplicated": 2, "delayed": 0}
+    assert (await anon.patch("/_admin/config", json={"delivery": {"drop_ratio": 2}})).status_code == 400

@@ -233,3 +233,33 @@ async def test_always_failing_goes_to_errors(mocked: tuple[Starlette, list[int],
     assert errors[0]["payload"]["MessageName"] == "Update" and errors[0]["event_id"] == seen[0]["EventId"]
     await anon.aclose()
     await fo.aclose()
+
+
+async def test_delivery_faults_duplicate_and_drop_events(anon: httpx.AsyncClient, fo: httpx.AsyncClient,
+                                                         emu: Emulator, receiver: Receiver) -> None:
+    await subscribe(anon, receiver.url, events=["Update"])
+    r = await anon.patch("/_admin/config", json={"delivery": {"duplicate_ratio": 1.0, "duplicate_gap_ms": 0}})
+    assert r.status_code == 200, r.text
+    for alias in ("one", "two"):
+        await fo.patch(CUST, json={"NameAlias": alias})
+    await emu.events.drain()
+    ids = [b["EventId"] for b in bodies(receiver)]
+    assert len(ids) == 4 and ids[0] == ids[1] and ids[2] == ids[3] and ids[0] != ids[2]
+    await anon.patch("/_admin/config", json={"delivery": {"duplicate_ratio": 0, "drop_ratio": 1.0}})
+    await fo.patch(CUST, json={"NameAlias": "never told"})
+    await emu.events.drain()
+    assert len(receiver.calls) == 4 and emu.events.errors == []  # dropped silently, as a lost delivery is
+    counts = (await anon.get("/_admin/config")).json()["delivery_counts"]
+    assert counts == {"deliveries": 3, "dropped": 1, "duplicated": 2, "delayed": 0}
+
+
+@pytest.mark.parametrize("settings_overrides", [{"delivery": {"delay_jitter_ms": 80, "seed": 5}}])
+async def test_delivery_jitter_reorders_events(anon: httpx.AsyncClient, fo: httpx.AsyncClient, emu: Emulator,
+                                               receiver: Receiver) -> None:
+    await subscribe(anon, receiver.url, events=["Update"])
+    for i in range(8):
+        await fo.patch(CUST, json={"NameAlias": f"n{i}"})
+    await emu.events.drain()
+    numbers = [b["ControlNumber"] for b in bodies(receiver)]
+    assert len(numbers) == 8 and numbers != sorted(numbers)  # delayed events were overtaken
+    assert emu.events.delivery.counts.delayed == 8
