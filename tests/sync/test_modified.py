@@ -80,7 +80,8 @@ async def test_a_transient_failure_holds_the_watermark_back_and_is_read_again(wo
     assert run.counts == {"failed": 1} and run.failures[0].retryable and run.error is None
     assert crm_run.error and "temporarily unavailable" in crm_run.error  # the CRM could not even be listed
     assert (await world.state.jobs.get_job("customers", crm_run.job_id)).status == "failed"
-    assert await world.state.errors.find_error("customers", "to_crm", customer["id"]) is None  # no skip for storms
+    error = await world.state.errors.find_error("customers", "to_crm", customer["id"])
+    assert error is not None and error.transient and not error.skipped  # on record, never skipped for storms
     held = await world.state.watermarks.get_watermark("customers", "to_crm")
     assert before <= held <= dt.datetime.fromisoformat(edited["lastModifiedDateTime"])
     await world.dv.configure(faults={"error_ratio": 0.0})
