@@ -7,16 +7,35 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 AZURITE := .tools/azurite/node_modules/.bin/azurite-table
 CHECKOV := .tools/checkov-venv/bin/checkov
+UV := .tools/uv-venv/bin/uv
+LOCK_FLAGS := --quiet --generate-hashes --universal --python-version 3.11
 
-.PHONY: demo test lint bench bench-fo install azurite clean infra-check
+.PHONY: demo test lint bench bench-fo install azurite clean infra-check lock
 
 install: $(STAMP)
 
+# The dev lock holds the run-time lock too. Hash mode forbids an editable line, so the project itself comes
+# after, with no dependencies of its own: everything it needs is in the lock.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt -e .
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Regenerate the locks from requirements*.in: exact versions and hashes, for every platform (markers keep
+# Windows-only packages out of a Linux install), Python 3.11 as on Azure. A pin already in a lock is kept;
+# to move one: make lock LOCK_ARGS="--upgrade-package httpx" (or --upgrade for all). uv gets its own venv so
+# that locking never depends on the lock it rewrites.
+lock: $(UV)
+	$(UV) pip compile $(LOCK_FLAGS) $(LOCK_ARGS) --custom-compile-command "make lock  # edit requirements.in" \
+		requirements.in -o requirements.txt
+	$(UV) pip compile $(LOCK_FLAGS) $(LOCK_ARGS) --custom-compile-command "make lock  # edit requirements-dev.in" \
+		requirements-dev.in -o requirements-dev.txt
+
+$(UV):
+	$(PYTHON) -m venv .tools/uv-venv
+	.tools/uv-venv/bin/python -m pip install --quiet "uv==0.13.9"
 
 azurite: $(AZURITE)
 
