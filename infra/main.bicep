@@ -179,13 +179,14 @@ var names = {
 }
 var deploymentContainerName = 'app-package'
 
-// The five state tables, named as shared/settings.py's StorageSettings.table_names() builds them.
+// The six state tables, named as shared/settings.py's StorageSettings.table_names() builds them.
 var tableNames = [
   '${tablePrefix}couplings'
   '${tablePrefix}watermarks'
   '${tablePrefix}jobs'
   '${tablePrefix}errors'
   '${tablePrefix}subscriptions'
+  '${tablePrefix}conflicts'
 ]
 
 // Key Vault secret names.

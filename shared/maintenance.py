@@ -92,14 +92,16 @@ class PurgeReport:
     jobs: int
     errors: int
     cutoff: dt.datetime
+    conflicts: int = 0
 
 
 async def purge_history(state: StateStore, *, retention: dt.timedelta, now: dt.datetime | None = None) -> PurgeReport:
-    """Delete jobs started, and errors last seen, more than `retention` ago. Couplings and watermarks are
-    state, not history: never purged."""
+    """Delete jobs started, errors last seen and conflict entries settled more than `retention` ago. Couplings
+    and watermarks are state, not history: never purged."""
     if retention <= dt.timedelta(0):
         raise ValueError("retention must be positive")
     moment = now or dt.datetime.now(dt.UTC)
     jobs = await state.jobs.purge_jobs(retention, now=moment)
     errors = await state.errors.purge_errors(retention, now=moment)
-    return PurgeReport(jobs, errors, moment - retention)
+    conflicts = await state.conflicts.purge_conflicts(retention, now=moment)
+    return PurgeReport(jobs, errors, moment - retention, conflicts)

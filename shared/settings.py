@@ -61,6 +61,8 @@ class StorageSettings(_Group):
     errors_table: str = Field("errors", pattern=_TABLE_PART, description="Errors table (after the prefix).")
     subscriptions_table: str = Field("subscriptions", pattern=_TABLE_PART,
                                      description="Webhook subscriptions table (after the prefix).")
+    conflicts_table: str = Field("conflicts", pattern=_TABLE_PART,
+                                 description="Settled conflicts an operator can list and reverse (after the prefix).")
 
     @field_validator("connection_string")
     @classmethod
@@ -72,7 +74,7 @@ class StorageSettings(_Group):
     def table_names(self) -> dict[str, str]:
         """Logical table → actual table name."""
         return {name: self.table_prefix + getattr(self, f"{name}_table")
-                for name in ("couplings", "watermarks", "jobs", "errors", "subscriptions")}
+                for name in ("couplings", "watermarks", "jobs", "errors", "subscriptions", "conflicts")}
 
 
 class _ServiceSettings(_Group):

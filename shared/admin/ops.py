@@ -204,5 +204,6 @@ async def reconcile(engine: SyncEngine, names: Sequence[str] | None) -> dict[str
         m for m in dependency_order(engine.pack) if m.enabled and m.kind == "table"]
     with translated():
         reports = [await check_drift(engine, m) for m in chosen]
-    docs = [documents.reconcile_report(r) for r in reports]
+    # Counts per drift kind next to the list: what an operator reads first.
+    docs = [{**documents.reconcile_report(r), "counts": r.counts()} for r in reports]
     return {"reports": docs, "clean": all(d["clean"] for d in docs)}

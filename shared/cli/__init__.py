@@ -7,7 +7,7 @@ import importlib
 
 from shared.cli.app import app
 
-_COMMAND_MODULES = ("shared.cli.packs", "shared.cli.sync", "shared.cli.ops")
+_COMMAND_MODULES = ("shared.cli.packs", "shared.cli.sync", "shared.cli.ops", "shared.cli.conflicts")
 
 for _module in _COMMAND_MODULES:
     importlib.import_module(_module)

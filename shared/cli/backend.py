@@ -16,7 +16,7 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from shared.admin import ops
+from shared.admin import conflicts, ops
 from shared.admin import params as p
 from shared.admin.params import AdminError
 from shared.cli.app import invocation
@@ -101,6 +101,14 @@ class LocalBackend:
 
     async def reconcile(self, mappings: Sequence[str] | None = None) -> Document:
         return wire(await ops.reconcile(self.engine, list(mappings or []) or None))
+
+    async def conflicts(self, mapping: str | None = None, *, reversed_: bool | None = None,
+                        limit: int = 50) -> Document:
+        return wire(await conflicts.list_conflicts(self.engine, mapping, reversed_=reversed_,
+                                                   limit=p.limit({"limit": str(limit)})))
+
+    async def reverse(self, entry_id: str) -> Document:
+        return wire(await conflicts.reverse_conflict(self.engine, entry_id))
 
 
 def _flow(direction: str) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -156,6 +157,16 @@ class AdminClient:
     # ----- reconcile
     async def reconcile(self, mappings: Sequence[str] | None = None) -> dict[str, Any]:
         return await self._call("POST", "reconcile", body={"mappings": list(mappings or [])})
+
+    # ----- settled conflicts
+    async def conflicts(self, mapping: str | None = None, *, reversed_: bool | None = None,
+                        limit: int = 50) -> dict[str, Any]:
+        flag = None if reversed_ is None else _flag(reversed_)
+        return await self._call("GET", "conflicts", params={"mapping": mapping, "reversed": flag,
+                                                            "limit": str(limit)})
+
+    async def reverse(self, entry_id: str) -> dict[str, Any]:
+        return await self._call("POST", f"conflicts/{quote(entry_id, safe='')}/reverse")
 
 
 def _one(mapping: str, direction: str, source_id: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ from shared.cli.common import err, out
 
 Document = dict[str, Any]
 MAX_FAILURES = 5  # failures listed per run in a table; `dualsync errors list` has them all
+MAX_VALUE_CHARS = 60  # a field value in a table cell
 
 
 def progress_bar() -> Progress:
@@ -143,12 +144,53 @@ def retried(doc: Document) -> None:
 
 
 def reconcile(doc: Document) -> None:
+    """One row per drift line; the checked column also gives each mapping's counts per drift kind."""
     table = _table("reconcile", ("mapping", "checked", "drift", "side", "ids", "fields", "message"))
     for r in doc["reports"]:
         checked = f"ERP {r['checked'].get('erp', 0)} · CRM {r['checked'].get('crm', 0)}"
-        if r["clean"]:
+        counts = r.get("counts") or {}
+        if counts:
+            checked += "\n" + _counts(counts, "")
+        if not r["drift"]:
             table.add_row(r["mapping"], checked, "none", "", "", "", "")
         for d in r["drift"]:
             table.add_row(r["mapping"], checked, d["kind"], d["side"] or "", "\n".join(d["ids"]),
                           ", ".join(d["fields"]), d["message"])
     show(table)
+
+
+def _value(value: Any) -> str:
+    """A stored field value, short enough for a table cell (`--json` has it whole)."""
+    text = repr(value) if value is not None else "(empty)"
+    return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS - 1] + "…"
+
+
+def conflicts(doc: Document) -> None:
+    shown = doc["conflicts"]
+    table = _table(f"conflicts ({_of(len(shown), doc['total'])})",
+                   ("id", "at", "mapping", "ERP / CRM id", "field", "ERP value", "CRM value", "last synced",
+                    "winner", "policy", "state"), no_wrap=("id", "at", "mapping", "winner", "policy"))
+    for c in shown:
+        if c["kind"] != "update":
+            state = "coupling removed"
+        elif c["reversed_at"]:
+            state = f"reversed {when(c['reversed_at'])}"
+        else:
+            state = "reversible" if c["reversible"] else "not reversible (redacted value)"
+        table.add_row(c["id"], when(c["at"]), c["mapping"], f"{c['erp_id'] or '-'}\n{c['crm_id'] or '-'}",
+                      c["field"] or f"(deleted on {'crm' if c['winner'] == 'erp' else 'erp'})",
+                      _value(c["erp_value"]) if c["field"] else "", _value(c["crm_value"]) if c["field"] else "",
+                      _value(c["base_value"]) if c["field"] else "", c["winner"] or "", c["policy"], state)
+    show(table)
+
+
+def reversed_conflict(doc: Document) -> None:
+    c, r = doc["conflict"], doc["result"]
+    loser = "crm" if c["winner"] == "erp" else "erp"
+    value = _value(c[f"{loser}_value"])
+    if doc["ok"]:
+        say(f"reversed {c['id']}: {c['mapping']} {c['field']!r} is {value} (the {loser.upper()} value) on both "
+            f"sides ({r['outcome']}, {r['writes']} write(s))")
+    else:
+        say(f"reversed {c['id']}: {c['mapping']} {c['field']!r} is {value} on the {c['winner'].upper()} side; the "
+            f"pair's sync failed ({r['message']}), the next sync carries it over")

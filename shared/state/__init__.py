@@ -1,7 +1,9 @@
-"""Sync state in Azure Table storage: couplings, watermarks, jobs, errors and webhook subscriptions."""
+"""Sync state in Azure Table storage: couplings, watermarks, jobs, errors, webhook subscriptions and settled
+conflicts."""
 
 from __future__ import annotations
 
+from shared.state.conflicts import ConflictEntry, ConflictStore
 from shared.state.couplings import Coupling, CouplingStore
 from shared.state.error_records import ErrorRecord, ErrorStore, error_id
 from shared.state.exceptions import (
@@ -20,7 +22,8 @@ from shared.state.subscriptions import Subscription, SubscriptionStore
 from shared.state.watermarks import WatermarkStore
 
 __all__ = [
-    "COUNTERS", "AlreadyCoupled", "ConcurrentUpdate", "Coupling", "CouplingStore", "ErrorRecord", "ErrorStore",
+    "COUNTERS", "AlreadyCoupled", "ConcurrentUpdate", "ConflictEntry", "ConflictStore", "Coupling", "CouplingStore",
+    "ErrorRecord", "ErrorStore",
     "InvalidKey", "Job", "JobStore", "NotFound", "StateError", "StateStore", "Subscription", "SubscriptionStore",
     "TableNames", "ValueTooLarge", "WatermarkBackwards", "WatermarkStore", "decode_key", "encode_key", "error_id",
     "json_hash", "service_from_settings",

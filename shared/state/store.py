@@ -1,4 +1,4 @@
-"""The state store: one object handing out the five table stores, over an injected TableServiceClient."""
+"""The state store: one object handing out the six table stores, over an injected TableServiceClient."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from azure.data.tables.aio import TableServiceClient
 
 from shared.http.redact import Redactor
 from shared.settings import StorageSettings
+from shared.state.conflicts import ConflictStore
 from shared.state.couplings import CouplingStore
 from shared.state.error_records import ErrorStore
 from shared.state.jobs import JobStore
@@ -23,6 +24,7 @@ class TableNames:
     jobs: str = "dualsyncjobs"
     errors: str = "dualsyncerrors"
     subscriptions: str = "dualsyncsubscriptions"
+    conflicts: str = "dualsyncconflicts"
 
     @classmethod
     def from_settings(cls, storage: StorageSettings) -> TableNames:
@@ -31,15 +33,17 @@ class TableNames:
     @classmethod
     def with_prefix(cls, prefix: str) -> TableNames:
         """Names `<prefix>couplings` … (tests use a unique prefix each)."""
-        return cls(*(prefix + name for name in ("couplings", "watermarks", "jobs", "errors", "subscriptions")))
+        return cls(*(prefix + name for name in ("couplings", "watermarks", "jobs", "errors", "subscriptions",
+                                                "conflicts")))
 
     def as_dict(self) -> Mapping[str, str]:
         return {"couplings": self.couplings, "watermarks": self.watermarks, "jobs": self.jobs,
-                "errors": self.errors, "subscriptions": self.subscriptions}
+                "errors": self.errors, "subscriptions": self.subscriptions, "conflicts": self.conflicts}
 
 
 class StateStore:
-    """`store.couplings`, `.watermarks`, `.jobs`, `.errors`, `.subscriptions` over one service client.
+    """`store.couplings`, `.watermarks`, `.jobs`, `.errors`, `.subscriptions`, `.conflicts` over one service
+    client.
 
     The caller owns `service` (and closes it); call `ensure_tables()` once at start-up to create missing
     tables. Use one StateStore per event loop: the aio clients are bound to the loop they first ran on.
@@ -55,6 +59,7 @@ class StateStore:
         self.jobs = JobStore(table(self.names.jobs))
         self.errors = ErrorStore(table(self.names.errors), redactor=redactor)
         self.subscriptions = SubscriptionStore(table(self.names.subscriptions))
+        self.conflicts = ConflictStore(table(self.names.conflicts), redactor=redactor)
 
     async def ensure_tables(self) -> None:
         """Create every table that does not exist yet (idempotent)."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from shared.connectors import ConcurrencyConflict, Record
 from shared.mapping import Direction, Side, TableMapping
 from shared.state import Coupling
-from shared.sync import create
+from shared.sync import conflicts, create
 from shared.sync import record as rec
 from shared.sync.context import RunContext
 from shared.sync.errors import DeletionConflict
@@ -51,6 +51,7 @@ async def _apply(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flo
         raise DeletionConflict(why, destination_id=coupling.id_of(flow.target))
     if action is DeletionAction.REMOVE_COUPLING:
         await couplings.delete_coupling(coupling)
+        await conflicts.remember_deletion(engine, ctx, mapping, coupling, deleted)  # reconcile tells it apart
         return result
     if action is DeletionAction.DELETE_OTHER:
         try:

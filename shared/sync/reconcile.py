@@ -1,9 +1,17 @@
 """Reconcile: compare both systems through one mapping and report drift, the check a user runs to trust the
 integration. Read-only: nothing is written, no dependency is synced.
 
-Drift kinds:
-- `uncoupled`: a record in the mapping's scope with no coupling (missing on the other side);
-- `missing`: a coupling whose record on one side no longer exists;
+Drift kinds, each with what an operator does about it:
+- `never_synced`: a record in the mapping's scope with no coupling that the mapping would create on the other
+  side (by its automatic sync, or by a full sync when only coupled records sync automatically): a lost
+  create — sync it with `--create`, or run a full sync;
+- `uncoupled`: a record in scope with no coupling that the mapping creates nothing for (`only_coupled` and
+  not `create_new`): couple it by hand or by match;
+- `deleted_by_rule`: a record alone on its side because its coupled counterpart was deleted and the mapping's
+  deletion rule (`remove_coupling`) kept it, as the conflicts table remembers (for the retention period). The
+  rule meant it: listed, but it does not make the report unclean;
+- `missing`: a coupling whose record on one side no longer exists (the message says what the deletion rule
+  will do with it at the next sync);
 - `duplicate`: two records on one side with the same natural key (or first match-group values) — within one
   company for a company-specific mapping —, or two source records wanting one counterpart;
 - `differs`: a coupled pair whose fields disagree after mapping (the field keys are listed);
@@ -21,12 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from shared.connectors import NotFound, Record
 from shared.mapping import Direction, Side, TableMapping, field_key, field_values, is_empty, read_name, source_filter
-from shared.state import Coupling
+from shared.state import ConflictEntry, Coupling
 from shared.sync import companies, keys
 from shared.sync.context import RunContext
 from shared.sync.errors import SyncFailure
 from shared.sync.expected import expected_for
 from shared.sync.match import bounded, target_key
+from shared.sync.plan import decide_deletion
 from shared.sync.wire import same_on_wire
 
 if TYPE_CHECKING:
@@ -42,6 +51,10 @@ class Drift:
     message: str = ""
 
 
+# Listed so an operator sees them, but intended by the mapping's rules: no action, the report stays clean.
+BY_RULE = frozenset({"deleted_by_rule"})
+
+
 @dataclass
 class ReconcileReport:
     mapping: str
@@ -50,10 +63,17 @@ class ReconcileReport:
 
     @property
     def clean(self) -> bool:
-        return not self.drift
+        return all(d.kind in BY_RULE for d in self.drift)
 
     def count(self, kind: str) -> int:
         return sum(1 for d in self.drift if d.kind == kind)
+
+    def counts(self) -> dict[str, int]:
+        """Drift per kind (kinds with none left out)."""
+        out: dict[str, int] = {}
+        for d in self.drift:
+            out[d.kind] = out.get(d.kind, 0) + 1
+        return dict(sorted(out.items()))
 
 
 def _dup_key(mapping: TableMapping, side: Side, values: Any) -> tuple[Any, ...] | None:
@@ -76,6 +96,7 @@ async def reconcile(engine: SyncEngine, mapping: str | TableMapping, *, page_siz
     ctx = RunContext(depth=engine.options.max_dependency_depth, create=False)
     seen: dict[Side, set[str]] = {Side.ERP: set(), Side.CRM: set()}
     keys: dict[Side, dict[tuple[Any, ...], list[str]]] = {Side.ERP: defaultdict(list), Side.CRM: defaultdict(list)}
+    left = await engine.state.conflicts.deletion_survivors(m.name)
     for side in (Side.ERP, Side.CRM):
         connector = engine.connector(side)
         async for page in connector.list(m.entity(side).entity, filter=source_filter(m, side),
@@ -88,7 +109,8 @@ async def reconcile(engine: SyncEngine, mapping: str | TableMapping, *, page_siz
                     keys[side][k].append(r.id)
             couplings = await engine.state.couplings.find_couplings(m.name, side, [r.id for r in page])
             await bounded(engine.options.concurrency,
-                          (_check(engine, ctx, m, side, r, couplings.get(r.id), seen, report) for r in page))
+                          (_check(engine, ctx, m, side, r, couplings.get(r.id), seen, report, left[side])
+                           for r in page))
     for side in Side:
         for ids in keys[side].values():
             if len(ids) > 1:
@@ -97,17 +119,42 @@ async def reconcile(engine: SyncEngine, mapping: str | TableMapping, *, page_siz
     return report
 
 
+def _alone(m: TableMapping, side: Side, record: Record, left: ConflictEntry | None) -> Drift:
+    """The drift of an in-scope record with no coupling: why it is alone decides what to do about it."""
+    other = side.other.value
+    if left is not None:
+        gone = left.erp_id if side is Side.CRM else left.crm_id
+        return Drift("deleted_by_rule", side, (record.id,),
+                     message=f"its coupled {other} record {gone} was deleted on {left.at:%Y-%m-%d %H:%M} UTC; "
+                             f"deletion rule {left.policy} kept this one, uncoupled")
+    if not m.only_coupled:
+        return Drift("never_synced", side, (record.id,),
+                     message=f"no coupled {other} record, and the sync would create one: a lost create "
+                             f"(sync it with --create)")
+    if m.create_new:
+        return Drift("never_synced", side, (record.id,),
+                     message=f"no coupled {other} record; only coupled records sync automatically, a full sync "
+                             f"would create it")
+    return Drift("uncoupled", side, (record.id,),
+                 message=f"{side.value} record has no coupled {other} record, and the mapping creates none: "
+                         f"couple it")
+
+
 async def _check(engine: SyncEngine, ctx: RunContext, m: TableMapping, side: Side, record: Record,
-                 coupling: Coupling | None, seen: dict[Side, set[str]], report: ReconcileReport) -> None:
+                 coupling: Coupling | None, seen: dict[Side, set[str]], report: ReconcileReport,
+                 left: dict[str, ConflictEntry]) -> None:
     if coupling is None or coupling.pending:
+        if record.id in left:
+            # Reported even on the receiving side of a one-way mapping: the deletion happened on the source.
+            report.drift.append(_alone(m, side, record, left[record.id]))
+            return
         if not m.direction.allows(Direction.from_source(side)):
             # The receiving side of a one-way mapping may hold records of its own (Sales' "Default Unit" group,
             # BC salespeople with no Sales user): nothing would ever sync them, so they are not drift.
             return
         if await companies.outside(engine, ctx, m, side, record.values) is not None:
             return  # a company this deployment does not sync (`companies.only`): out of scope, not drift
-        report.drift.append(Drift("uncoupled", side, (record.id,),
-                                  message=f"{side.value} record has no coupled {side.other.value} record"))
+        report.drift.append(_alone(m, side, record, None))
         return
     other_id = coupling.id_of(side.other)
     assert other_id is not None
@@ -117,8 +164,10 @@ async def _check(engine: SyncEngine, ctx: RunContext, m: TableMapping, side: Sid
         other = await engine.connector(side.other).get(m.entity(side.other).entity, other_id,
                                                        select=engine.select(m, side.other))
     except NotFound:
+        _, then = decide_deletion(m, side.other)
         report.drift.append(Drift("missing", side.other, (record.id, other_id),
-                                  message=f"coupled {side.other.value} record {other_id} no longer exists"))
+                                  message=f"coupled {side.other.value} record {other_id} no longer exists; at the "
+                                          f"next sync: {then}"))
         return
     pair = {side: record, side.other: other}
     erp = engine.pack.systems.get(Side.ERP)

@@ -31,10 +31,15 @@ def test_full_sync_dry_run_writes_nothing_then_the_real_run_leaves_no_drift(cli_
 
 
 def test_reconcile_reports_drift_with_exit_1(cli_env, bc_admin):
-    """Uncoupled customers exist on both sides at the start: reconcile says so."""
+    """Uncoupled customers exist on both sides at the start, each one a full sync would create: reconcile says
+    so, with the count per kind."""
     result = dualsync("reconcile", "-m", "customers")
     assert result.exit_code == 1, result.output
-    assert "uncoupled" in result.stdout
+    assert "never_synced" in result.stdout
+    doc = json.loads(dualsync("reconcile", "-m", "customers", "--json").stdout)
+    [report] = doc["reports"]
+    assert report["counts"]["never_synced"] == sum(d["kind"] == "never_synced" for d in report["drift"]) > 0
+    assert f"never_synced {report['counts']['never_synced']}" in result.stdout
     assert dualsync("reconcile", "-m", "nope").exit_code == 2
 
 

@@ -117,7 +117,7 @@ def test_reconcile_remotely_reports_the_same_drift(remote):
     """Uncoupled customers exist on both sides at the start: both doors report the same drift, exit 1."""
     here, there = both(remote, "reconcile", "-m", "customers", code=1)
     assert here == there and there["clean"] is False
-    assert {d["kind"] for d in there["reports"][0]["drift"]} >= {"uncoupled"}
+    assert {d["kind"] for d in there["reports"][0]["drift"]} >= {"never_synced"}
     assert dualsync("--remote", remote, "reconcile", "-m", "nope").exit_code == 2
 
 
