@@ -3,8 +3,9 @@
 `POST /api/webhooks/business_central/customers` (`webhook_business_central_customers`) and
 `POST /api/webhooks/finance_operations/CustomersV3` (`webhook_finance_operations_CustomersV3`, F&O data events).
 
-Each one hands the request to `shared.notices` (authenticate, parse, drop echoes, enqueue) and answers what
-it says: 202 queued, 200 + token for BC's handshake, 4xx for a malformed or unauthenticated request.
+Each one hands the request to `shared.notices` (authenticate, bound, parse, drop echoes, enqueue) and answers
+what it says: 202 queued, 200 + token for BC's handshake, 401 unauthenticated, 413 over the size or notice
+limit, 415 not JSON, 400 otherwise malformed (DUALSYNC_WEBHOOKS__MAX_* set the limits).
 The host-level auth is anonymous on purpose: the caller proves itself with the shared secret the webhook was
 registered with (BC `clientState`, the Dataverse service endpoint's key, the F&O endpoint's key), checked in
 constant time.

@@ -228,9 +228,13 @@ class WebhookSettings(_Group):
         None, description="The `clientState` given to Business Central subscriptions; every notification must "
                           "echo it. Unset: Business Central notifications are refused (503).")
     dataverse_key: SecretStr | None = Field(
-        None, description="The secret of the Dataverse service endpoint, sent as the header DATAVERSE_HEADER "
-                          "(HttpHeader), `?code=` (WebhookKey) or `?<DATAVERSE_PARAM>=` (HttpQueryString). "
+        None, description="The secret of the Dataverse service endpoint, sent where DATAVERSE_AUTH says. "
                           "Unset: Dataverse notifications are refused (503).")
+    dataverse_auth: Literal["header", "code", "query"] = Field(
+        "header", description="Where the Dataverse service endpoint sends DATAVERSE_KEY, as its authentication "
+                              "type says: `header` (HttpHeader, the header DATAVERSE_HEADER), `code` (WebhookKey, "
+                              "`?code=`) or `query` (HttpQueryString, `?<DATAVERSE_PARAM>=`). The key is accepted "
+                              "there only.")
     dataverse_header: str = Field("x-api-key", min_length=1,
                                   description="Header name of the HttpHeader authentication.")
     dataverse_param: str = Field("key", min_length=1,
@@ -240,6 +244,20 @@ class WebhookSettings(_Group):
                           "endpoint URL or as the header FO_HEADER. Unset: F&O data events are refused (503).")
     fo_header: str = Field("x-api-key", min_length=1,
                            description="Header name that may carry FO_KEY.")
+    # 512 KiB: a Dataverse context is cut to 256 KB before it is sent, and BC's largest batch (1000 notices of
+    # ~350 bytes before it switches to a `collection` notice) is about 350 KB.
+    max_body_bytes: int = Field(
+        512 * 1024, ge=1024, le=64 * 1024 * 1024,
+        description="Largest webhook body accepted, in bytes (Content-Length first, then the bytes received); "
+                    "larger is refused with 413 before it is parsed. Raise it with MAX_NOTICES.")
+    max_notices: int = Field(
+        1000, ge=1, le=100_000,
+        description="Most Business Central notices in one request (BC sends one `collection` notice instead of "
+                    "more than 1000 per subscription); more is refused with 413. BC deletes a subscription "
+                    "refused so; the subscriptions timer creates it again and the modified-records timer catches "
+                    "up. Raise it when several companies share one notification URL.")
+    max_json_depth: int = Field(
+        32, ge=8, le=256, description="Deepest JSON nesting accepted in a webhook body; deeper is refused (400).")
 
 
 _NCRONTAB = r"^\s*(\S+\s+){5}\S+\s*$"  # six fields: second minute hour day month day-of-week

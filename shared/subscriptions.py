@@ -13,7 +13,6 @@ a subscription on its own when deliveries keep failing, so a renewal answered 40
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from shared.connectors.business_central import BusinessCentralConnector
 from shared.connectors.odata import parse_datetime
 from shared.mapping import Direction, Pack, System
 from shared.state import Subscription, SubscriptionStore
+from shared.state.subscriptions import client_state_digest, same_client_state
 
 SYSTEM = System.BUSINESS_CENTRAL.value  # the subscriptions table's partition for BC
 WEBHOOK_ROUTE = "api/webhooks/business_central/{entity}"  # functions/webhooks.py serves this route
@@ -104,8 +104,9 @@ def _same_resource(a: str, b: str) -> bool:
 def plan_subscriptions(wanted: Sequence[WantedSubscription], stored: Sequence[Subscription], *,
                        client_state: str, now: dt.datetime, renew_within: dt.timedelta) -> SubscriptionPlan:
     """Pure: what to do with each wanted and each stored subscription. A stored subscription is renewed when
-    it expires within `renew_within`, or when its clientState differs from the configured one (a rotated
-    secret reaches BC with the renewal)."""
+    it expires within `renew_within`, or when it was not made with the configured clientState (a rotated
+    secret reaches BC with the renewal; a row from before the table held only a hash of it is renewed too, and
+    the renewal's write replaces its clear-text secret with the hash)."""
     plan = SubscriptionPlan()
     unclaimed = list(stored)
     for want in wanted:
@@ -118,8 +119,7 @@ def plan_subscriptions(wanted: Sequence[WantedSubscription], stored: Sequence[Su
         if found.expires_at <= now:
             plan.expired.append(found)
             plan.create.append(want)
-        elif found.expires_at - now <= renew_within or not hmac.compare_digest(
-                found.client_state.encode(), client_state.encode()):
+        elif found.expires_at - now <= renew_within or not same_client_state(found, client_state):
             plan.renew.append((want, found))
         else:
             plan.keep.append(found)
@@ -170,7 +170,8 @@ def _stored(want: WantedSubscription, body: dict[str, Any], client_state: str,
         raise ConnectorError("Business Central answered a subscription without subscriptionId or "
                              "expirationDateTime", code="UnexpectedResponse")
     return Subscription(system=SYSTEM, subscription_id=str(body["subscriptionId"]), resource=want.resource,
-                        notification_url=want.notification_url, client_state=client_state, expires_at=expires,
+                        notification_url=want.notification_url, client_state_hash=client_state_digest(client_state),
+                        expires_at=expires,
                         remote_etag=body.get("@odata.etag"), mapping=",".join(want.mappings), created_at=created_at)
 
 

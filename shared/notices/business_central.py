@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-import json
 import re
 from collections.abc import Collection
 from typing import Any
 from urllib.parse import unquote
 
 from shared.mapping import System
-from shared.notices.model import Change, ChangeNotice, NoticeError, Unauthenticated
+from shared.notices.limits import MAX_DEPTH, load_json
+from shared.notices.model import Change, ChangeNotice, NoticeError, TooLarge, Unauthenticated
 
 _GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 # `api/v2.0/companies(<id>)/customers(<id>)` or `/api/v2.0/companies(<id>)/customers?$filter=…`
 _RESOURCE = re.compile(rf"^/?(?:api/v2\.0/)?companies\(({_GUID})\)/([A-Za-z][A-Za-z0-9]*)"
                        rf"(?:\(({_GUID})\))?(?:\?(.*))?$")
 MAX_TOKEN = 1024
+MAX_NOTICES = 1000  # BC sends one `collection` notice rather than more per subscription
 
 
 def handshake_token(params: dict[str, str]) -> str | None:
@@ -38,20 +39,22 @@ def same_secret(received: Any, expected: str) -> bool:
 
 
 def parse_notifications(body: bytes, *, entity: str, client_state: str, company_id: str | None,
-                        seen_at: dt.datetime, company_ids: Collection[str] = ()) -> list[ChangeNotice]:
+                        seen_at: dt.datetime, company_ids: Collection[str] = (), max_depth: int = MAX_DEPTH,
+                        max_notices: int = MAX_NOTICES) -> list[ChangeNotice]:
     """Check and parse a notification body for the function of `entity` (the entity set it subscribed to).
 
     Raises `Unauthenticated` when any notice lacks the right clientState (nothing of the batch is used),
-    `NoticeError` when the body is malformed, names another entity set or (with `company_id`, or
-    `company_ids` when several are synced) another company. With several companies a record id is
-    `<company>/<record>`, as the connector names records then."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise NoticeError("the body is not JSON") from None
+    `TooLarge` for more than `max_notices` notices, `NoticeError` when the body is malformed (or nests deeper
+    than `max_depth`), names another entity set or (with `company_id`, or `company_ids` when several are
+    synced) another company. With several companies a record id is `<company>/<record>`, as the connector
+    names records then. The clientState is inside each notice, so the body is parsed before it is checked:
+    the caller bounds its size first, and the shape is checked before anything is trusted."""
+    data = load_json(body, max_depth=max_depth)
     items = data.get("value") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
         raise NoticeError("the body must be an object with a non-empty 'value' list")
+    if len(items) > max_notices:
+        raise TooLarge(f"more than {max_notices} notices in one request")
     if not all(isinstance(n, dict) for n in items):
         raise NoticeError("every item of 'value' must be an object")
     # Authenticate the whole batch before trusting any of it.

@@ -1,16 +1,17 @@
-"""Dataverse webhooks (PROTOCOLS.md §2): the service endpoint's secret (HttpHeader, WebhookKey `?code=`,
-HttpQueryString) and the JSON `RemoteExecutionContext` body, with or without `x-ms-dynamics-msg-size-exceeded`."""
+"""Dataverse webhooks (PROTOCOLS.md §2): the service endpoint's secret (HttpHeader, WebhookKey `?code=` or
+HttpQueryString, whichever is configured) and the JSON `RemoteExecutionContext` body, with or without
+`x-ms-dynamics-msg-size-exceeded`."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from shared.mapping import System
 from shared.notices.business_central import same_secret
+from shared.notices.limits import MAX_DEPTH, load_json
 from shared.notices.model import Change, ChangeNotice, NoticeError
 from shared.settings import WebhookSettings
 
@@ -21,13 +22,14 @@ _CHANGES = {"create": Change.CREATED, "delete": Change.DELETED}  # any other mes
 
 def authenticated(headers: Mapping[str, str], params: Mapping[str, str], settings: WebhookSettings,
                   key: str) -> bool:
-    """True when the request carries `key` in any of the three places a service endpoint can put it: the
-    HttpHeader header, WebhookKey's `code` or HttpQueryString's parameter. `headers` has lower-case names.
-    Every candidate is compared (constant time) so the answer's timing does not say which one was tried."""
-    candidates = (headers.get(settings.dataverse_header.lower()), params.get("code"),
-                  params.get(settings.dataverse_param))
-    results = [same_secret(c, key) for c in candidates]
-    return any(results)
+    """True when the request carries `key` where the service endpoint's authentication type puts it
+    (`settings.dataverse_auth`): the HttpHeader header, WebhookKey's `code` or HttpQueryString's parameter.
+    Only that place counts: a key anywhere else was not sent by the endpoint registered. `headers` has
+    lower-case names; the comparison is constant-time."""
+    where = settings.dataverse_auth
+    received = (headers.get(settings.dataverse_header.lower()) if where == "header"
+                else params.get("code") if where == "code" else params.get(settings.dataverse_param))
+    return same_secret(received, key)
 
 
 def size_exceeded(headers: Mapping[str, str]) -> bool:
@@ -44,15 +46,12 @@ def _guid(data: Mapping[str, Any], key: str, *, required: bool) -> str | None:
 
 
 def parse_context(body: bytes, *, entity: str, logical_name: str | None, exceeded: bool,
-                  seen_at: dt.datetime) -> ChangeNotice:
+                  seen_at: dt.datetime, max_depth: int = MAX_DEPTH) -> ChangeNotice:
     """Parse a RemoteExecutionContext sent to the function of entity set `entity` (logical name
     `logical_name`, checked against PrimaryEntityName when known). With `exceeded` (the size header),
     Dataverse stripped InputParameters and images: the record id still is PrimaryEntityId, and the processor
     reads the record anyway. Raises `NoticeError` naming what is malformed."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise NoticeError("the body is not JSON") from None
+    data = load_json(body, max_depth=max_depth)
     if not isinstance(data, dict):
         raise NoticeError("the body must be a RemoteExecutionContext object")
     message = data.get("MessageName")

@@ -12,7 +12,6 @@ it (`odata.key_predicate`), so the processor reads the same record.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ from shared.connectors.base import ConnectorError
 from shared.connectors.odata import key_predicate
 from shared.mapping import System
 from shared.notices.business_central import same_secret
+from shared.notices.limits import MAX_DEPTH, load_json
 from shared.notices.model import Change, ChangeNotice, NoticeError
 from shared.settings import WebhookSettings
 
@@ -36,17 +36,14 @@ def authenticated(headers: Mapping[str, str], params: Mapping[str, str], setting
 
 
 def parse_event(body: bytes, *, entity: str, public_name: str | None, key_fields: Sequence[str],
-                companies: Collection[str] | None, seen_at: dt.datetime) -> ChangeNotice:
+                companies: Collection[str] | None, seen_at: dt.datetime, max_depth: int = MAX_DEPTH) -> ChangeNotice:
     """Parse one data event sent to the endpoint of entity set `entity`.
 
     `public_name` is the entity's public name (`CustomerV3`) when known; `key_fields` its key properties;
     `companies` the legal entities this deployment syncs (None: all). Raises `NoticeError` naming what is wrong:
     not JSON, another entity, a legal entity not synced, a Target without its key."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise NoticeError("the body is not JSON") from None
-    if not isinstance(data, dict):
+    data = load_json(body, max_depth=max_depth)
+    if not isinstance(data, dict):  # F&O posts one event per request to an HTTPS endpoint, never an array
         raise NoticeError("the body must be a data event object")
     message = data.get("MessageName")
     change = _CHANGES.get(message.strip().lower()) if isinstance(message, str) else None

@@ -1,8 +1,15 @@
-"""From a webhook request to queue messages, free of Azure Functions: authenticate, parse, drop echoes of our
-own writes, expand BC `collection` notices, enqueue one message per (mapping, record), answer 202.
+"""From a webhook request to queue messages, free of Azure Functions: authenticate, bound, parse, drop echoes of
+our own writes, expand BC `collection` notices, enqueue one message per (mapping, record), answer 202.
+
+Cheap refusals come first. Dataverse and F&O carry their secret outside the body, so it is checked before the
+body is looked at; BC's clientState is inside each notice, so a BC body is bounded (size, media type, JSON
+depth, number of notices) before it is parsed and trusted. Anything malformed is a 4xx with a short reason and
+queues nothing; the Functions host has already buffered the body (its own limit is far larger), so "before
+reading" means before decoding or parsing it.
 
 The trigger hands over the plain parts of the request (`Request`) and turns the `Answer` into its response.
-Nothing here logs a body, a header value or a secret: only counts, entity names and why a request failed.
+Nothing here logs a body, a header value or a secret: only counts, entity names and why a request failed,
+and refusals are sampled (`refusals.RefusalLog`) so a flood of forged requests cannot fill the logs.
 """
 
 from __future__ import annotations
@@ -17,13 +24,16 @@ from shared.mapping import Pack, Side, System
 from shared.notices import business_central as bc
 from shared.notices import dataverse as dv
 from shared.notices import finance_operations as fo
+from shared.notices.limits import check_media_type, check_size
 from shared.notices.model import Change, ChangeNotice, NoticeError, Unauthenticated
+from shared.notices.refusals import RefusalLog, printable
 from shared.notices.routing import logical_name, messages_for, taking_mappings
 from shared.queue import QueueSender, SyncMessage
 from shared.settings import WebhookSettings
 from shared.sync.context import utc_now
 
 log = logging.getLogger(__name__)
+REFUSALS = RefusalLog(log)  # one per worker process, as the webhook functions are
 
 
 @dataclass(frozen=True)
@@ -85,17 +95,19 @@ async def receive_business_central(intake: Intake, entity: str, request: Request
         return Answer(405, "POST notifications here")
     secret = intake.webhooks.bc_client_state
     if secret is None or not secret.get_secret_value():
-        log.error("business_central/%s: DUALSYNC_WEBHOOKS__BC_CLIENT_STATE is not set; notification refused", entity)
-        return Answer(503, "webhook secret not configured")
+        return _unconfigured(System.BUSINESS_CENTRAL, entity, "BC_CLIENT_STATE")
+    hooks = intake.webhooks
     try:
+        _bound(intake, request)
         notices = bc.parse_notifications(request.body, entity=entity, client_state=secret.get_secret_value(),
                                          company_id=intake.company_id, company_ids=intake.company_ids,
-                                         seen_at=intake.clock())
+                                         seen_at=intake.clock(), max_depth=hooks.max_json_depth,
+                                         max_notices=hooks.max_notices)
         notices = await _expand(intake, entity, notices)
     except Unauthenticated:
         return _refused(401, System.BUSINESS_CENTRAL, entity, "clientState missing or wrong")
     except NoticeError as exc:
-        return _refused(400, System.BUSINESS_CENTRAL, entity, str(exc))
+        return _refused(exc.status, System.BUSINESS_CENTRAL, entity, str(exc), intake)
     except ConnectorError as exc:  # paging a collection failed: BC retries 5xx answers
         log.warning("business_central/%s: paging a collection notice failed: %s", entity, exc.message)
         return Answer(503, "could not read the changed records; try again")
@@ -108,15 +120,16 @@ async def receive_dataverse(intake: Intake, entity: str, request: Request) -> An
         return Answer(405, "POST notifications here")
     key = intake.webhooks.dataverse_key
     if key is None or not key.get_secret_value():
-        log.error("dataverse/%s: DUALSYNC_WEBHOOKS__DATAVERSE_KEY is not set; notification refused", entity)
-        return Answer(503, "webhook secret not configured")
+        return _unconfigured(System.DATAVERSE, entity, "DATAVERSE_KEY")
     if not dv.authenticated(request.headers, request.params, intake.webhooks, key.get_secret_value()):
         return _refused(401, System.DATAVERSE, entity, "the service endpoint's secret is missing or wrong")
     try:
+        _bound(intake, request)
         notice = dv.parse_context(request.body, entity=entity, logical_name=logical_name(intake.pack, entity, Side.CRM),
-                                  exceeded=dv.size_exceeded(request.headers), seen_at=intake.clock())
+                                  exceeded=dv.size_exceeded(request.headers), seen_at=intake.clock(),
+                                  max_depth=intake.webhooks.max_json_depth)
     except NoticeError as exc:
-        return _refused(400, System.DATAVERSE, entity, str(exc))
+        return _refused(exc.status, System.DATAVERSE, entity, str(exc), intake)
     return await _enqueue(intake, Side.CRM, entity, [notice])
 
 
@@ -126,18 +139,19 @@ async def receive_finance_operations(intake: Intake, entity: str, request: Reque
         return Answer(405, "POST data events here")
     key = intake.webhooks.fo_key
     if key is None or not key.get_secret_value():
-        log.error("finance_operations/%s: DUALSYNC_WEBHOOKS__FO_KEY is not set; data event refused", entity)
-        return Answer(503, "webhook secret not configured")
+        return _unconfigured(System.FINANCE_OPERATIONS, entity, "FO_KEY")
     if not fo.authenticated(request.headers, request.params, intake.webhooks, key.get_secret_value()):
         return _refused(401, System.FINANCE_OPERATIONS, entity, "the endpoint's secret is missing or wrong")
     keys = intake.erp_keys.get(entity)
     if keys is None:
         return _refused(404, System.FINANCE_OPERATIONS, entity, "no mapping of this pack reads this entity")
     try:
+        _bound(intake, request)
         notice = fo.parse_event(request.body, entity=entity, public_name=logical_name(intake.pack, entity, Side.ERP),
-                                key_fields=keys, companies=intake.companies, seen_at=intake.clock())
+                                key_fields=keys, companies=intake.companies, seen_at=intake.clock(),
+                                max_depth=intake.webhooks.max_json_depth)
     except NoticeError as exc:
-        return _refused(400, System.FINANCE_OPERATIONS, entity, str(exc))
+        return _refused(exc.status, System.FINANCE_OPERATIONS, entity, str(exc), intake)
     only = None
     if notice.change is not Change.DELETED and notice.values is not None:
         # The event carries the whole record: a mapping whose filter it fails (P2C's other legal entities, the
@@ -150,9 +164,30 @@ async def receive_finance_operations(intake: Intake, entity: str, request: Reque
     return await _enqueue(intake, Side.ERP, entity, [notice], only=only)
 
 
-def _refused(status: int, system: System, entity: str, why: str) -> Answer:
-    log.warning("%s/%s: webhook refused (%d): %s", system.value, entity, status, why)
+def _bound(intake: Intake, request: Request) -> None:
+    """The checks that need no parsing: size (413) and media type (415)."""
+    check_size(request.headers, request.body, intake.webhooks.max_body_bytes)
+    check_media_type(request.headers)
+
+
+def _secrets(intake: Intake | None) -> list[str]:
+    if intake is None:
+        return []
+    hooks = intake.webhooks
+    return [s.get_secret_value() for s in (hooks.bc_client_state, hooks.dataverse_key, hooks.fo_key) if s]
+
+
+def _refused(status: int, system: System, entity: str, why: str, intake: Intake | None = None) -> Answer:
+    """A 4xx whose reason may quote the request (a name it sent): made printable, secrets masked, and logged
+    through the sampler."""
+    why = printable(why, _secrets(intake))
+    REFUSALS.refused(system.value, entity, status, why)
     return Answer(status, why)
+
+
+def _unconfigured(system: System, entity: str, setting: str) -> Answer:
+    REFUSALS.refused(system.value, entity, 503, f"DUALSYNC_WEBHOOKS__{setting} is not set", level=logging.ERROR)
+    return Answer(503, "webhook secret not configured")
 
 
 async def _expand(intake: Intake, entity: str, notices: Sequence[ChangeNotice]) -> list[ChangeNotice]:

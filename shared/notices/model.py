@@ -12,7 +12,21 @@ from shared.mapping import System
 
 
 class NoticeError(ValueError):
-    """The request is malformed (answer 400). The message names what is wrong, never a secret or a value."""
+    """The request is malformed (answer `status`, 400). The message names what is wrong, never a secret."""
+
+    status = 400
+
+
+class TooLarge(NoticeError):
+    """The body, or its number of notices, is over the configured limit (answer 413)."""
+
+    status = 413
+
+
+class UnsupportedMediaType(NoticeError):
+    """The request says its body is something other than UTF-8 JSON (answer 415)."""
+
+    status = 415
 
 
 class Unauthenticated(Exception):

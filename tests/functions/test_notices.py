@@ -127,13 +127,22 @@ def test_dataverse_malformed_contexts_are_rejected(over: dict[str, Any]) -> None
         parse_dv(dv_context(**over))
 
 
-def test_dataverse_secret_in_any_of_the_three_places() -> None:
-    hooks = WebhookSettings(dataverse_key="k3y", dataverse_header="x-api-key", dataverse_param="key")
-    assert authenticated({"x-api-key": "k3y"}, {}, hooks, "k3y")       # HttpHeader
-    assert authenticated({}, {"code": "k3y"}, hooks, "k3y")             # WebhookKey
-    assert authenticated({}, {"key": "k3y"}, hooks, "k3y")              # HttpQueryString
-    assert not authenticated({"x-api-key": "k3"}, {"code": "k3yy"}, hooks, "k3y")
+@pytest.mark.parametrize("auth", ["header", "code", "query"])
+def test_dataverse_secret_only_where_the_auth_type_puts_it(auth: str) -> None:
+    hooks = WebhookSettings(dataverse_key="k3y", dataverse_auth=auth, dataverse_header="x-api-key",
+                            dataverse_param="key")
+    places = {"header": ({"x-api-key": "k3y"}, {}),   # HttpHeader
+              "code": ({}, {"code": "k3y"}),          # WebhookKey
+              "query": ({}, {"key": "k3y"})}          # HttpQueryString
+    for where, (headers, params) in places.items():
+        assert authenticated(headers, params, hooks, "k3y") is (where == auth), where
+    assert not authenticated({"x-api-key": "k3"}, {"code": "k3yy", "key": "k3"}, hooks, "k3y")
     assert not authenticated({"authorization": "k3y"}, {}, hooks, "k3y")
+
+
+def test_dataverse_auth_type_is_one_of_three() -> None:
+    with pytest.raises(ValueError, match="dataverse_auth"):
+        WebhookSettings(dataverse_auth="anywhere")  # type: ignore[arg-type]
 
 
 @settings(max_examples=150, deadline=None)

@@ -22,6 +22,7 @@ from emulators.business_central import create_app as create_bc
 from shared.maintenance import purge_history, retry_failed, sync_modified_all
 from shared.mapping import Side, load_pack
 from shared.state import Subscription
+from shared.state.subscriptions import client_state_digest
 from shared.subscriptions import (
     SYSTEM,
     BusinessCentralSubscriptions,
@@ -100,7 +101,7 @@ def test_a_pack_without_business_central_needs_none_and_a_bad_url_is_refused() -
 
 def _sub(entity: str, expires: dt.datetime, secret: str = SECRET) -> Subscription:
     return Subscription(SYSTEM, f"id-{entity}", f"/api/v2.0/companies(c0)/{entity}",
-                        f"{PUBLIC}/api/webhooks/business_central/{entity}", secret, expires)
+                        f"{PUBLIC}/api/webhooks/business_central/{entity}", client_state_digest(secret), expires)
 
 
 def _want(entity: str) -> WantedSubscription:
@@ -150,7 +151,7 @@ async def test_subscriptions_are_created_with_the_handshake_and_recorded(world: 
         at_bc = remote[sub.subscription_id]
         assert at_bc["clientState"] == SECRET and at_bc["notificationUrl"] == sub.notification_url
         assert dt.timedelta(days=2.9) < sub.expires_at - dt.datetime.now(dt.UTC) <= dt.timedelta(days=3)
-        assert sub.remote_etag and sub.client_state == SECRET
+        assert sub.remote_etag and sub.client_state_hash == client_state_digest(SECRET)
 
     again = await _ensure(world, wanted)  # nothing due: no request reaches BC's subscriptions
     assert (again.created, again.renewed, sorted(again.kept)) == ([], [], sorted(remote))

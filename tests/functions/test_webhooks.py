@@ -104,11 +104,16 @@ async def test_bc_bad_requests_queue_nothing(sender: RecordingSender, body: byte
     assert STATE not in caplog.text and "guess" not in caplog.text
 
 
-async def test_dataverse_accepts_each_auth_type(sender: RecordingSender) -> None:
+async def test_dataverse_accepts_the_key_only_where_its_auth_type_sends_it(sender: RecordingSender) -> None:
     body = json.dumps(dv_context()).encode()
-    for where in ({"headers": {"X-Api-Key": KEY}}, {"params": {"code": KEY}}, {"params": {"key": KEY}}):
-        response = await DV(request("webhooks/dataverse/accounts", body, **where))  # type: ignore[arg-type]
-        assert response.status_code == 202
+    places = {"header": {"headers": {"X-Api-Key": KEY}}, "code": {"params": {"code": KEY}},
+              "query": {"params": {"key": KEY}}}
+    for auth in places:
+        install(AppRuntime(settings=hook_settings(dataverse_auth=auth),
+                           pack=load_pack(ROOT / "templates" / "bc-sales.yaml"), sender=sender))
+        for where, parts in places.items():
+            response = await DV(request("webhooks/dataverse/accounts", body, **parts))  # type: ignore[arg-type]
+            assert response.status_code == (202 if where == auth else 401), (auth, where)
     assert len(sender.sent) == 3 and {m.direction.value for m in sender.sent} == {"to_erp"}
     assert len({m.message_id for m in sender.sent}) == 1  # the same operation thrice: Service Bus keeps one
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.state import NotFound, StateStore, Subscription
+from shared.state.subscriptions import client_state_digest, same_client_state
 
 pytestmark = pytest.mark.azurite
 T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
@@ -75,9 +78,10 @@ async def test_messages_and_details_are_redacted(store: StateStore) -> None:
 async def test_subscriptions_round_trip_and_expiry_query(store: StateStore) -> None:
     subs = store.subscriptions
     soon = Subscription("business_central", "sub-1", "/api/v2.0/companies(c)/customers", "https://h/api/bc",
-                        client_state="cs-1", expires_at=T0 + dt.timedelta(hours=10), remote_etag='W/"1"')
+                        client_state_hash=client_state_digest("cs-1"), expires_at=T0 + dt.timedelta(hours=10),
+                        remote_etag='W/"1"')
     later = Subscription("business_central", "sub-2", "/api/v2.0/companies(c)/items", "https://h/api/bc",
-                         client_state="cs-2", expires_at=T0 + dt.timedelta(days=3))
+                         client_state_hash=client_state_digest("cs-2"), expires_at=T0 + dt.timedelta(days=3))
     await subs.upsert_subscription(soon)
     await subs.upsert_subscription(later)
 
@@ -85,10 +89,36 @@ async def test_subscriptions_round_trip_and_expiry_query(store: StateStore) -> N
     due = [s.subscription_id async for s in subs.list_subscriptions("business_central",
                                                                      expiring_before=T0 + dt.timedelta(days=1))]
 
-    assert got.client_state == "cs-1" and got.remote_etag == 'W/"1"' and got.expires_at == soon.expires_at
-    assert "cs-1" not in repr(got)
+    assert same_client_state(got, "cs-1") and not same_client_state(got, "cs-2")
+    assert got.remote_etag == 'W/"1"' and got.expires_at == soon.expires_at
+    assert client_state_digest("cs-1") not in repr(got)
     assert due == ["sub-1"]
     await subs.delete_subscription("business_central", "sub-1")
     await subs.delete_subscription("business_central", "sub-1")
     with pytest.raises(NotFound):
         await subs.get_subscription("business_central", "sub-1")
+
+
+@settings(max_examples=200, deadline=None)
+@given(secret=st.text(min_size=1, max_size=80), other=st.text(min_size=1, max_size=80))
+def test_the_client_state_digest_tells_secrets_apart_and_holds_none(secret: str, other: str) -> None:
+    digest = client_state_digest(secret)
+    assert digest == client_state_digest(secret) and digest.startswith("hmac-sha256:")
+    assert (digest == client_state_digest(other)) is (secret == other)
+    assert len(digest) == len("hmac-sha256:") + 64  # fixed length: says nothing about the secret's length
+
+
+async def test_the_table_holds_no_clear_client_state_and_legacy_rows_read_as_unknown(store: StateStore) -> None:
+    subs = store.subscriptions
+    secret = "cl3ar-client-state-value"
+    await subs.upsert_subscription(Subscription("business_central", "sub-1", "/r", "https://h/api/bc",
+                                                client_state_digest(secret), T0))
+    rows = [dict(e) async for e in subs.table.list_entities()]
+    assert rows and all(secret not in repr(v) for row in rows for v in row.values())
+    # A row written before the table held hashes: the secret in clear, under `client_state`.
+    await subs.table.upsert_entity({"PartitionKey": "business_central", "RowKey": "sub-old", "resource": "/r",
+                                    "notification_url": "https://h/api/bc", "client_state": secret,
+                                    "expires_at": T0})
+    old = await subs.get_subscription("business_central", "sub-old")
+    assert old.client_state_hash == "" and not same_client_state(old, secret)  # → renewed, and overwritten
+    assert secret not in repr(old)
