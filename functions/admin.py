@@ -1,5 +1,11 @@
-"""The admin API: HTTP functions for operators, function-level auth (a function or host key, sent as
-`x-functions-key` or `?code=`), JSON in and out. docs/admin-api.md documents every route.
+"""The admin API: HTTP functions for operators, JSON in and out. docs/admin-api.md documents every route.
+
+Who may call (`shared.admin.identity`): with Easy Auth on (`DUALSYNC_AUTH__EASY_AUTH`, Azure) the Entra ID
+identity App Service Authentication validated, by its app roles, and the routes are anonymous to the Functions
+host (Easy Auth already refused anyone without a token; a function key would be a second, user-less gate).
+With Easy Auth off, function-level auth: the host checks the key, and the key is an automation caller. Every
+route declares whether it reads or operates (the default: operates); the caller is checked before the request
+is parsed, and recorded on every job the request starts (`shared.state.jobs.acting_as`).
 
 Routes live under `/api/manage/…`, not `/api/admin/…`: the Functions host reserves `admin` for its own API
 and refuses function names and routes that start with it ("The specified route conflicts with one or more
@@ -14,16 +20,19 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import azure.functions as func
 
-from shared.admin import ops
+from shared.admin import conflicts, ops
 from shared.admin import params as p
+from shared.admin.identity import Access, Caller, authorise, identify, load_auth
 from shared.admin.params import AdminError
 from shared.app_runtime import current
 from shared.mapping import PackError, Side
 from shared.settings import SettingsError
+from shared.state.jobs import acting_as
 from shared.sync import SyncEngine
 
 log = logging.getLogger("dualsync.admin")
@@ -32,6 +41,12 @@ PREFIX = "manage"
 bp = func.Blueprint()
 
 Work = Callable[[SyncEngine], Awaitable[dict[str, Any]]]
+Handler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
+READ, OPERATE = Access.READ, Access.OPERATE
+# Decided once, when the functions are indexed (as the host does with every app setting): with Easy Auth in
+# front, the host must let token-only callers through; without it, the host's key check is the gate.
+HOST_AUTH_LEVEL = func.AuthLevel.ANONYMOUS if load_auth().easy_auth else func.AuthLevel.FUNCTION
+_caller: ContextVar[Caller] = ContextVar("dualsync_admin_caller")
 
 
 def respond(document: dict[str, Any], status: int = 200) -> func.HttpResponse:
@@ -39,17 +54,50 @@ def respond(document: dict[str, Any], status: int = 200) -> func.HttpResponse:
                              mimetype="application/json")
 
 
+def _not_configured(exc: Exception) -> func.HttpResponse:
+    # Names the variables or pack paths at fault, never a value.
+    log.error("admin API not configured: %s", exc)
+    return respond({"error": {"code": "NotConfigured", "message": str(exc)}}, 500)
+
+
 async def serve(parse: Callable[[], Work]) -> func.HttpResponse:
-    """Parse first (400 without touching the engine), then run; map failures to JSON errors."""
+    """Parse first (400 without touching the engine), then run as the caller; map failures to JSON errors."""
     try:
         work = parse()
-        return respond(await work(await current().engine()))
+        caller = _caller.get()
+        with acting_as(caller.label):
+            return respond(await work(await current().engine()))
     except AdminError as exc:
         return respond(exc.document(), exc.status)
     except (SettingsError, PackError) as exc:
-        # Names the variables or pack paths at fault, never a value.
-        log.error("admin API not configured: %s", exc)
-        return respond({"error": {"code": "NotConfigured", "message": str(exc)}}, 500)
+        return _not_configured(exc)
+
+
+def need(access: Access) -> None:
+    """For a route whose access depends on its input (a dry run reads, a real run operates): check it now."""
+    authorise(_caller.get(), access)
+
+
+def guarded(handler: Handler, access: Access, name: str) -> Handler:
+    """`handler` behind the caller check: 401 without an identity, 403 without the role `access` needs."""
+    async def run(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            caller = identify(req.headers, req.params, easy_auth=current().settings().auth.easy_auth)
+            authorise(caller, access)
+        except AdminError as exc:
+            log.warning("admin %s refused (%s): %s", name, exc.code, exc.message)
+            return respond(exc.document(), exc.status)
+        except SettingsError as exc:
+            return _not_configured(exc)
+        log.info("admin %s by %s", name, caller.label)
+        token = _caller.set(caller)
+        try:
+            return await handler(req)
+        finally:
+            _caller.reset(token)
+
+    run.__name__ = run.__qualname__ = handler.__name__
+    return run
 
 
 def _query(req: func.HttpRequest) -> dict[str, str]:
@@ -65,19 +113,23 @@ def _mapping(req: func.HttpRequest) -> str:
     return p.text(req.route_params, "mapping") or ""
 
 
-def _route(route: str, methods: list[str]) -> Callable[[Any], Any]:
-    return bp.route(route=f"{PREFIX}/{route}", methods=methods, auth_level=func.AuthLevel.FUNCTION)
+def _route(route: str, methods: list[str], access: Access = OPERATE) -> Callable[[Handler], Any]:
+    """Register a handler under manage/`route`; `access` is what the caller needs (default: operator)."""
+    def register(handler: Handler) -> Any:
+        return bp.route(route=f"{PREFIX}/{route}", methods=methods,
+                        auth_level=HOST_AUTH_LEVEL)(guarded(handler, access, route))
+    return register
 
 
 # ----- mappings and their status
 @bp.function_name("manage_list_mappings")
-@_route("mappings", ["GET"])
+@_route("mappings", ["GET"], READ)
 async def list_mappings(req: func.HttpRequest) -> func.HttpResponse:
     return await serve(lambda: ops.list_mappings)
 
 
 @bp.function_name("manage_get_mapping")
-@_route("mappings/{mapping}", ["GET"])
+@_route("mappings/{mapping}", ["GET"], READ)
 async def get_mapping(req: func.HttpRequest) -> func.HttpResponse:
     def parse() -> Work:
         name = _mapping(req)
@@ -110,11 +162,13 @@ async def uncouple(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.function_name("manage_match")
-@_route("mappings/{mapping}/match", ["POST"])
+@_route("mappings/{mapping}/match", ["POST"], READ)
 async def match(req: func.HttpRequest) -> func.HttpResponse:
     def parse() -> Work:
         name, given = _mapping(req), _inputs(req)
         create, dry_run = bool(p.flag(given, "create", False)), bool(p.flag(given, "dry_run", False))
+        if not dry_run:
+            need(OPERATE)
         return lambda engine: ops.match(engine, name, create=create, dry_run=dry_run)
     return await serve(parse)
 
@@ -146,12 +200,14 @@ async def sync_mapping(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.function_name("manage_full_sync")
-@_route("full-sync", ["POST"])
+@_route("full-sync", ["POST"], READ)
 async def full_sync(req: func.HttpRequest) -> func.HttpResponse:
     def parse() -> Work:
         given = _inputs(req)
         # A dry run unless the caller says dry_run=false: a full sync can create thousands of records.
         dry_run = bool(p.flag(given, "dry_run", True))
+        if not dry_run:
+            need(OPERATE)
         names = p.names(given.get("mappings") or given.get("mapping"))
         create, flow = p.flag(given, "create", None), p.direction(given, required=False)
         restart = bool(p.flag(given, "restart", False))  # ignore an interrupted run's checkpoint
@@ -162,7 +218,7 @@ async def full_sync(req: func.HttpRequest) -> func.HttpResponse:
 
 # ----- jobs
 @bp.function_name("manage_list_jobs")
-@_route("jobs", ["GET"])
+@_route("jobs", ["GET"], READ)
 async def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
     def parse() -> Work:
         query = _query(req)
@@ -172,7 +228,7 @@ async def list_jobs(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @bp.function_name("manage_get_job")
-@_route("mappings/{mapping}/jobs/{job_id}", ["GET"])
+@_route("mappings/{mapping}/jobs/{job_id}", ["GET"], READ)
 async def get_job(req: func.HttpRequest) -> func.HttpResponse:
     def parse() -> Work:
         name, job_id = _mapping(req), p.text(req.route_params, "job_id") or ""
@@ -182,7 +238,7 @@ async def get_job(req: func.HttpRequest) -> func.HttpResponse:
 
 # ----- errors
 @bp.function_name("manage_list_errors")
-@_route("errors", ["GET"])
+@_route("errors", ["GET"], READ)
 async def list_errors(req: func.HttpRequest) -> func.HttpResponse:
     def parse() -> Work:
         query = _query(req)
@@ -235,10 +291,31 @@ async def restore_error(req: func.HttpRequest) -> func.HttpResponse:
 
 # ----- reconcile
 @bp.function_name("manage_reconcile")
-@_route("reconcile", ["GET", "POST"])
+@_route("reconcile", ["GET", "POST"], READ)
 async def reconcile(req: func.HttpRequest) -> func.HttpResponse:
     def parse() -> Work:
         given = _inputs(req)
         names = p.names(given.get("mappings") or given.get("mapping"))
         return lambda engine: ops.reconcile(engine, names)
+    return await serve(parse)
+
+
+# ----- settled conflicts
+@bp.function_name("manage_list_conflicts")
+@_route("conflicts", ["GET"], READ)
+async def list_conflicts(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        query = _query(req)
+        name, limit = p.text(query, "mapping", required=False), p.limit(query)
+        reversed_ = p.flag(query, "reversed", None)
+        return lambda engine: conflicts.list_conflicts(engine, name, reversed_=reversed_, limit=limit)
+    return await serve(parse)
+
+
+@bp.function_name("manage_reverse_conflict")
+@_route("conflicts/{conflict_id}/reverse", ["POST"])
+async def reverse_conflict(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        entry_id = p.text(req.route_params, "conflict_id") or ""
+        return lambda engine: conflicts.reverse_conflict(engine, entry_id)
     return await serve(parse)

@@ -8,7 +8,8 @@
 // scoped to the single resource it uses; no connection string or key exists where an identity works (shared
 // keys are off on storage, SAS is off on Service Bus, local auth is off on Application Insights); the only
 // secrets (the Dynamics client secrets and the webhook secrets) live in Key Vault and reach the app as
-// Key Vault references.
+// Key Vault references. People (and automation) reach the admin API with Entra ID tokens through App Service
+// Authentication, by app role; the webhooks stay open to their senders, who prove themselves with their secrets.
 
 targetScope = 'resourceGroup'
 
@@ -104,6 +105,16 @@ param foWebhookKey string = ''
 
 @description('Expiry of the secrets in Key Vault (ISO 8601); renew them before, with the app registrations\' secrets.')
 param secretsExpireOn string = dateTimeAdd(utcNow(), 'P1Y')
+
+// --- Who may use the admin API (App Service Authentication; docs/admin-api.md#authentication) ---
+
+@description('Client id of the app registration of the admin API (created outside this template, see docs/deploy.md): tokens must be issued for it (audience api://<id> or <id>), and it defines the app roles DualSync.Operator and DualSync.Viewer.')
+@minLength(36)
+@maxLength(36)
+param adminClientId string
+
+@description('Entra ID tenant of that app registration (its token issuer).')
+param adminTenantId string = subscription().tenantId
 
 // --- What is synced, and when ---
 
@@ -323,6 +334,9 @@ var dualsyncSettings = {
   DUALSYNC_SCHEDULES__RETRY: schedules.retry
   DUALSYNC_SCHEDULES__PURGE: schedules.purge
   DUALSYNC_SCHEDULES__RETENTION_DAYS: string(schedules.retentionDays)
+  // Set together with modules/functionapp.bicep's authsettingsV2: the app trusts Easy Auth's principal headers
+  // only because the platform strips client-sent copies of them.
+  DUALSYNC_AUTH__EASY_AUTH: 'true'
   // DUALSYNC_PUBLIC_URL is added by modules/functionapp.bicep once the host name is known.
 }
 
@@ -347,6 +361,8 @@ module functionApp 'modules/functionapp.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     alwaysReadyHttp: alwaysReadyHttp
     workspaceId: monitoring.outputs.workspaceId
+    authClientId: adminClientId
+    authTenantId: adminTenantId
   }
 }
 

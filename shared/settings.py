@@ -290,6 +290,16 @@ class ScheduleSettings(_Group):
         return value.strip()
 
 
+class AuthSettings(_Group):
+    """Who may call the admin API (docs/admin-api.md#authentication). Read when the app starts."""
+
+    easy_auth: bool = Field(
+        False, description="App Service Authentication (Easy Auth) is on in front of the app: the admin API "
+                           "requires the Entra ID identity it injects (X-MS-CLIENT-PRINCIPAL) and its app roles "
+                           "DualSync.Operator / DualSync.Viewer. Set it ONLY where Easy Auth is on (infra/ sets "
+                           "both together): elsewhere anyone could send those headers.")
+
+
 class Settings(BaseSettings):
     """All settings; see the README table or each Field's description."""
 
@@ -304,6 +314,7 @@ class Settings(BaseSettings):
     queue: QueueSettings = Field(default_factory=QueueSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     public_url: str | None = Field(None, pattern=r"^https?://[^/?#]+(/[^?#]*)?$",
                                    description="The Function App's public base URL, e.g. "
                                                "`https://<app>.azurewebsites.net`; Business Central notification "

@@ -51,6 +51,21 @@ param alwaysReadyHttp int
 @description('Log Analytics workspace receiving the diagnostic settings.')
 param workspaceId string
 
+@description('Client id of the admin API\'s app registration: the audience of the tokens App Service Authentication accepts.')
+param authClientId string
+
+@description('Entra ID tenant issuing those tokens.')
+param authTenantId string
+
+// Paths App Service Authentication lets through without a token. The webhooks: Business Central, Dataverse
+// and F&O cannot present an Entra ID token for this app; each notification proves itself with its own secret
+// (functions/webhooks.py). The health probe: availability tests call it anonymously and it reveals nothing.
+// Everything else, the admin API above all, needs a token (functions/admin.py then checks its app role).
+var anonymousPaths = [
+  '/api/webhooks/*'
+  '/api/health'
+]
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: Flex Consumption zone redundancy is offered only in some regions and forces always-ready instances (a standing cost); the state it protects lives in GZRS storage and Service Bus, which survive a zone loss, and a lost instance is replaced by the scale controller.
   name: planName
@@ -68,7 +83,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource app 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_222: Business Central and Dataverse deliver webhooks from the public internet (their SaaS addresses are not fixed), so the app must be publicly reachable; every webhook is authenticated by its shared secret and the admin API by function keys.
+  // checkov:skip=CKV_AZURE_222: Business Central and Dataverse deliver webhooks from the public internet (their SaaS addresses are not fixed), so the app must be publicly reachable; every webhook is authenticated by its shared secret and the admin API by Entra ID tokens (authsettingsV2).
   // checkov:skip=CKV_AZURE_17: neither Business Central nor Dataverse presents a client certificate when calling a webhook, so requiring one would refuse every notification.
   // checkov:skip=CKV_AZURE_212: a minimum instance count is a property of fixed-size plans; on Flex Consumption the scale controller replaces instances, and `alwaysReadyHttp` keeps warm ones when wanted.
   // checkov:skip=CKV_AZURE_213: App Service health check evicts instances from a fixed pool; Flex Consumption instances are managed by the scale controller, so /api/health is served for external availability tests instead.
@@ -134,7 +149,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
 // (siteConfig); this one is `appsettings`, a name -> value map, so they do not apply to it. What they ask is
 // configured on the site (https only, TLS 1.2, FTPS off, HTTP/2) and checked there, or answered here.
 resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_13: App Service Authentication (Easy Auth) would require an Entra token the webhook callers cannot send; webhooks check their shared secret and the admin API uses function keys.
+  // checkov:skip=CKV_AZURE_13: this resource is the app settings map; App Service Authentication is configured by the authsettingsV2 resource below (Entra ID required everywhere but the webhook and health paths).
   // checkov:skip=CKV_AZURE_63: IIS-style HTTP logs do not exist on Linux Functions; requests are logged to Application Insights and FunctionAppLogs (diagnostic setting).
   // checkov:skip=CKV_AZURE_65: detailed error pages are an IIS feature that Linux Functions lacks; errors go to Application Insights.
   // checkov:skip=CKV_AZURE_66: failed request tracing is an IIS feature that Linux Functions lacks; failed invocations go to Application Insights.
@@ -148,6 +163,58 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
   properties: union(appSettings, {
     DUALSYNC_PUBLIC_URL: 'https://${app.properties.defaultHostName}'
   })
+}
+
+// App Service Authentication ("Easy Auth"): validates Entra ID tokens before the Functions host sees a request,
+// refuses requests without one (401, no login redirect: the callers are APIs and scripts), strips any
+// client-sent X-MS-CLIENT-PRINCIPAL* headers and injects its own. The app reads the caller and its app roles
+// from them (DUALSYNC_AUTH__EASY_AUTH, set in main.bicep alongside this resource).
+resource auth 'Microsoft.Web/sites/config@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_13: this IS App Service Authentication; the check reads the v1 `authsettings` schema (a top-level `enabled`), while authsettingsV2 says `platform.enabled: true`, set below.
+  // checkov:skip=CKV_AZURE_63: these checks read every Microsoft.Web/sites/config as the `web` config; this one is authsettingsV2. IIS-style HTTP logs do not exist on Linux Functions; requests go to Application Insights.
+  // checkov:skip=CKV_AZURE_65: read as the `web` config (see above); detailed error pages are an IIS feature that Linux Functions lacks.
+  // checkov:skip=CKV_AZURE_66: read as the `web` config (see above); failed request tracing is an IIS feature that Linux Functions lacks.
+  // checkov:skip=CKV_AZURE_80: read as the `web` config (see above); the app runs Python 3.11, not .NET Framework.
+  // checkov:skip=CKV_AZURE_88: read as the `web` config (see above); Flex Consumption has no Azure Files content share, which lets storage keep shared keys off.
+  // checkov:skip=CKV_AZURE_222: see the site resource: webhooks arrive from the public internet; this resource is what makes every other path require an Entra ID token.
+  parent: app
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+      excludedPaths: anonymousPaths
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: authClientId
+          // The v2.0 issuer of the tenant, in whichever cloud this deploys to (the app registration asks for
+          // v2 access tokens: docs/deploy.md).
+          openIdIssuer: '${environment().authentication.loginEndpoint}${authTenantId}/v2.0'
+        }
+        validation: {
+          allowedAudiences: [
+            'api://${authClientId}'
+            authClientId
+          ]
+        }
+      }
+    }
+    login: {
+      // Bearer tokens only: no sign-in sessions or stored tokens to keep.
+      tokenStore: {
+        enabled: false
+      }
+    }
+  }
 }
 
 // Publishing goes through Entra ID (`func azure functionapp publish` / `az functionapp deployment` with

@@ -18,7 +18,7 @@ def when(moment: dt.datetime | None) -> str | None:
 def job(j: Job) -> dict[str, Any]:
     return {"mapping": j.mapping, "job_id": j.job_id, "direction": j.direction, "trigger": j.trigger,
             "status": j.status, "started_at": when(j.started_at), "finished_at": when(j.finished_at),
-            "message": j.message, "counts": {k: v for k, v in j.counts.items() if v}}
+            "message": j.message, "counts": {k: v for k, v in j.counts.items() if v}, "started_by": j.started_by}
 
 
 def error(e: ErrorRecord) -> dict[str, Any]:

@@ -3,6 +3,10 @@
 Unknown mappings are 404, records that are not coupled or have no error are 404, coupling an already coupled
 record is 409, a mapping that is disabled or does not sync a direction is 400, a source system that refuses a
 read is 502. Everything else a caller gets wrong was refused earlier, in `shared.admin.params`.
+
+Who asked is not a parameter: functions/admin.py runs each operation inside `jobs.acting_as(caller)`, so the
+jobs it starts record their `started_by`, and the actions that start no sync write an audit row
+(`JobStore.record_action`, trigger `operator`) after they succeed.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from shared.connectors.base import NotFound as RecordMissing
 from shared.maintenance import retry_failed
 from shared.mapping import Direction, Side, TableMapping, UnknownMappingError, dependency_order
 from shared.state import AlreadyCoupled, Coupling, NotFound
+from shared.state.jobs import OPERATOR
 from shared.sync import SyncEngine
 from shared.sync import modified as modified_sync
 from shared.sync.reconcile import reconcile as check_drift
@@ -56,6 +61,8 @@ def table_mapping(engine: SyncEngine, name: str, *, flow: Direction | None = Non
 async def mapping_status(engine: SyncEngine, m: TableMapping) -> dict[str, Any]:
     last = None
     async for j in engine.state.jobs.list_jobs(m.name):
+        if j.trigger == OPERATOR:
+            continue  # an audit row (who uncoupled what), not a sync run: the status is about syncing
         if last is None or j.started_at > last.started_at:
             last = j
     errors = skipped = 0
@@ -91,6 +98,8 @@ async def couple(engine: SyncEngine, name: str, erp_id: str, crm_id: str) -> dic
                              f"{side.value} {m.entity(side).entity} {record_id!r}: {exc.message}") from None
     with translated():
         await engine.state.couplings.create_coupling(Coupling(m.name, erp_id=erp_id, crm_id=crm_id))
+    await engine.state.jobs.record_action(m.name, "couple", message=f"erp {erp_id!r} with crm {crm_id!r}",
+                                          counts={"coupled": 1})
     return {"mapping": m.name, "erp_id": erp_id, "crm_id": crm_id, "coupled": True}
 
 
@@ -100,6 +109,8 @@ async def uncouple(engine: SyncEngine, name: str, side: Side, record_id: str) ->
         removed = await engine.state.couplings.uncouple(m.name, side, record_id)
     if removed is None:
         raise AdminError(404, "NotCoupled", f"{side.value} record {record_id!r} is not coupled in mapping {m.name!r}")
+    await engine.state.jobs.record_action(m.name, "uncouple", message=f"erp {removed.erp_id!r} from crm "
+                                          f"{removed.crm_id!r}", counts={"uncoupled": 1})
     return {"mapping": m.name, "erp_id": removed.erp_id, "crm_id": removed.crm_id, "uncoupled": True}
 
 
@@ -195,6 +206,8 @@ async def set_skipped(engine: SyncEngine, name: str, flow: Direction, source_id:
     change = engine.state.errors.skip_error if skip else engine.state.errors.restore_error
     with translated():
         record = await change(name, flow.value, source_id)
+    await engine.state.jobs.record_action(record.mapping, "skip" if skip else "restore", direction=flow.value,
+                                          message=f"error of {flow.source.value} record {source_id!r}")
     return documents.error(record)
 
 

@@ -1,6 +1,9 @@
 """Driving a deployed Function App through its admin API (docs/admin-api.md) instead of opening the
 connections locally: what `dualsync --remote URL …` uses. The function key comes from `DUALSYNC_ADMIN_KEY`
-and travels as the `x-functions-key` header (never in the URL, so it stays out of proxy logs).
+and travels as the `x-functions-key` header (never in the URL: it would end up in proxy logs, and the API
+refuses a key in the URL for anything that writes). An app behind App Service Authentication wants an Entra
+ID access token for its app registration instead: `DUALSYNC_ADMIN_TOKEN`, sent as `Authorization: Bearer`
+(e.g. `az account get-access-token --scope api://<client id>/.default --query accessToken -o tsv`).
 
     async with AdminClient.from_env("https://dualsync-prod.azurewebsites.net") as admin:
         status = await admin.mappings()
@@ -20,6 +23,7 @@ from urllib.parse import quote
 import httpx
 
 KEY_ENV = "DUALSYNC_ADMIN_KEY"
+TOKEN_ENV = "DUALSYNC_ADMIN_TOKEN"
 PREFIX = "api/manage"
 TIMEOUT = httpx.Timeout(230.0, connect=10.0)  # Azure's HTTP front end gives up on a request after 230 s
 
@@ -47,15 +51,16 @@ def _flag(value: bool) -> str:
 class AdminClient:
     """The admin API of one deployed app. Pass `http` to reuse a client (tests bind one to the local host)."""
 
-    def __init__(self, url: str, key: str | None, *, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, url: str, key: str | None, *, token: str | None = None,
+                 http: httpx.AsyncClient | None = None) -> None:
         self.root = _api_root(url)
-        self._key = key
+        self._key, self._token = key, token
         self._owns = http is None
         self.http = http or httpx.AsyncClient(timeout=TIMEOUT)
 
     @classmethod
     def from_env(cls, url: str, *, http: httpx.AsyncClient | None = None) -> AdminClient:
-        return cls(url, os.environ.get(KEY_ENV) or None, http=http)
+        return cls(url, os.environ.get(KEY_ENV) or None, token=os.environ.get(TOKEN_ENV) or None, http=http)
 
     async def __aenter__(self) -> AdminClient:
         return self
@@ -69,6 +74,8 @@ class AdminClient:
         headers = {"Accept": "application/json"}
         if self._key:
             headers["x-functions-key"] = self._key
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = await self.http.request(method, self.root + path, params=clean, json=body, headers=headers)
@@ -84,7 +91,8 @@ class AdminClient:
             error = document.get("error") if isinstance(document, dict) else None
             if isinstance(error, dict):
                 raise RemoteError(response.status_code, str(error.get("code")), str(error.get("message")))
-            why = {401: "the function key was refused (set DUALSYNC_ADMIN_KEY)", 404: "no admin API at this URL"}
+            why = {401: f"the function key or token was refused (set {KEY_ENV}, or {TOKEN_ENV} where the app "
+                        f"uses Entra ID sign-in)", 404: "no admin API at this URL"}
             raise RemoteError(response.status_code, "HttpError", why.get(response.status_code, response.reason_phrase))
         if not isinstance(document, dict):
             raise RemoteError(response.status_code, "UnexpectedResponse", "the app did not answer with a JSON object")

@@ -140,3 +140,21 @@ def test_remote_mode_needs_no_local_settings_and_says_what_is_wrong(remote, monk
     assert nowhere.exit_code == 1 and "cannot reach http://127.0.0.1:9/api/manage/" in nowhere.stderr
     not_http = dualsync("--remote", "dualsync.azurewebsites.net", "jobs")
     assert not_http.exit_code == 2 and "http(s) URL" in not_http.stderr
+
+
+async def test_the_client_sends_the_key_and_token_in_headers_never_in_the_url() -> None:
+    from shared.cli.remote import AdminClient
+
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"ok": True})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        await AdminClient("https://app.example", "the-key", token="the-token", http=http).uncouple("m", erp_id="1")
+        await AdminClient("https://app.example", "the-key", http=http).jobs()
+    first, second = seen
+    assert (first.headers["x-functions-key"], first.headers["authorization"]) == ("the-key", "Bearer the-token")
+    assert "authorization" not in second.headers and second.headers["x-functions-key"] == "the-key"
+    assert all("the-key" not in str(r.url) and "the-token" not in str(r.url) for r in seen)

@@ -1,10 +1,13 @@
 """The admin API's functions, called as the host calls them (`func.HttpRequest`), against the emulators and
-Azurite: function-level auth, 400 with a clear JSON error for bad input, and each route's happy path."""
+Azurite: who may call (function keys; Easy Auth identities and their app roles), 400 with a clear JSON error
+for bad input, each route's happy path, who is recorded, and that no coupling snapshot outlives its coupling."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import azure.functions as func
@@ -14,9 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
+from shared.admin.identity import OPERATOR_ROLE, VIEWER_ROLE, load_auth
+from shared.app_runtime import AppRuntime, install
 from shared.cli.remote import AdminClient, RemoteError
 from shared.mapping import Side, load_pack
-from tests.functions.runtime import installed
+from shared.settings import SettingsError
+from shared.state import encode_key
+from tests.functions.runtime import app_settings, installed
 from tests.sync import conftest as fixtures
 from tests.sync.conftest import ROOT, World, bc_customer, coupled_customer, crm_account
 
@@ -32,11 +39,41 @@ def _indexed() -> dict[str, Any]:
     return {f.get_function_name(): f for f in app.get_functions()}
 
 
+KEY = {"x-functions-key": "the-key-the-host-checked"}
+EASY_AUTH = app_settings(auth={"easy_auth": True})
+
+
+def principal(name: str, *roles: str, object_id: str = "0b5c4944-0327-91fc-2b0b-c19a1b873b64") -> dict[str, str]:
+    """The headers App Service Authentication adds for a signed-in Entra ID user holding `roles`."""
+    claims = [{"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": object_id},
+              {"typ": "preferred_username", "val": name}, *({"typ": "roles", "val": r} for r in roles)]
+    document = {"auth_typ": "aad", "claims": claims, "name_typ": "preferred_username",
+                "role_typ": "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"}
+    return {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(json.dumps(document).encode()).decode(),
+            "X-MS-CLIENT-PRINCIPAL-ID": object_id, "X-MS-CLIENT-PRINCIPAL-NAME": name}
+
+
+OPERATOR, VIEWER = principal("olga@contoso.example", OPERATOR_ROLE), principal("vik@contoso.example", VIEWER_ROLE)
+
+
+@pytest.fixture
+def configured() -> Iterator[None]:
+    """A runtime with settings but no engine: enough for every check made before a request is served."""
+    previous = install(AppRuntime(settings=app_settings()))
+    try:
+        yield
+    finally:
+        install(previous)
+
+
 async def call(name: str, method: str = "GET", *, body: Any = None, params: dict[str, str] | None = None,
-               route: dict[str, str] | None = None, raw: bytes | None = None) -> tuple[int, Any]:
-    """Call the admin function `name` with a request as the host would build it; (status, JSON body)."""
+               route: dict[str, str] | None = None, raw: bytes | None = None,
+               headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """Call the admin function `name` with a request as the host would build it (by default with the function
+    key the host checked, in its header); (status, JSON body)."""
     content = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
-    request = func.HttpRequest(method, f"http://localhost/api/{name}", headers={"content-type": "application/json"},
+    request = func.HttpRequest(method, f"http://localhost/api/{name}",
+                               headers={"content-type": "application/json", **(KEY if headers is None else headers)},
                                params=params or {}, route_params=route or {}, body=content)
     response = await _indexed()[name].get_user_function()(request)
     assert response.mimetype == "application/json"
@@ -44,9 +81,9 @@ async def call(name: str, method: str = "GET", *, body: Any = None, params: dict
 
 
 # ----- indexing and auth
-def test_every_admin_route_needs_a_function_key_and_none_starts_with_admin() -> None:
+def test_every_admin_route_needs_a_function_key_unless_easy_auth_and_none_starts_with_admin() -> None:
     admin = {n: f for n, f in _indexed().items() if n.startswith("manage_")}
-    assert len(admin) == 16
+    assert len(admin) == 18
     for name, function in admin.items():
         trigger = next(b for b in function.get_bindings() if b.type == "httpTrigger")
         assert trigger.auth_level == func.AuthLevel.FUNCTION, name
@@ -78,10 +115,12 @@ def test_every_admin_route_needs_a_function_key_and_none_starts_with_admin() -> 
     ("manage_skip_error", "POST", {"body": {"mapping": " ", "direction": "to_crm", "source_id": "x"}},
      "'mapping' is required"),
     ("manage_reconcile", "POST", {"body": {"mappings": [1, 2]}}, "list of mapping names"),
+    ("manage_list_conflicts", "GET", {"params": {"reversed": "maybe"}}, "'reversed' must be true or false"),
+    ("manage_list_conflicts", "GET", {"params": {"limit": "x"}}, "'limit' must be a whole number"),
 ])
 async def test_bad_input_is_a_400_naming_what_is_wrong(name: str, method: str, kwargs: dict[str, Any],
-                                                       message: str) -> None:
-    status, body = await call(name, method, **kwargs)  # no runtime installed: parsing fails before any I/O
+                                                       message: str, configured: None) -> None:
+    status, body = await call(name, method, **kwargs)  # no engine installed: parsing fails before any I/O
     assert status == 400, body
     assert body["error"]["code"] == "BadRequest" and message in body["error"]["message"]
 
@@ -91,7 +130,7 @@ async def test_bad_input_is_a_400_naming_what_is_wrong(name: str, method: str, k
     st.none() | st.booleans() | st.integers() | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(
         ["direction", "source_id", "source_ids", "create", "force"]), inner, max_size=4), max_leaves=8)))
-async def test_any_malformed_sync_record_body_is_a_400(payload: Any) -> None:
+async def test_any_malformed_sync_record_body_is_a_400(payload: Any, configured: None) -> None:
     raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     body = payload if isinstance(payload, dict) else None
     well_formed = (body is not None and body.get("direction") in ("to_crm", "to_erp")
@@ -216,6 +255,11 @@ async def test_errors_list_skip_restore_retry_and_retry_all(world: World) -> Non
         assert status == 200 and restored["skipped"] is False
         status, missing = await call("manage_skip_error", "POST", body={**one, "source_id": "nobody"})
         assert status == 404 and "no error recorded" in missing["error"]["message"]
+        status, jobs = await call("manage_list_jobs", params={"mapping": "customers"})
+        audit = sorted((j["message"].split(":")[0], j["direction"], j["started_by"]) for j in jobs["jobs"]
+                       if j["trigger"] == "operator")
+        by_key = "automation:function key"
+        assert audit == [("restore", "to_crm", by_key), ("skip", "to_crm", by_key)]
 
         await world.couple_salespeople()
         status, retried = await call("manage_retry_error", "POST", body=one)
@@ -263,8 +307,185 @@ async def test_the_remote_client_drives_the_admin_api_with_the_function_key(worl
                 await admin.sync_record("customers", "sideways", ["x"])
             assert bad.value.status == 400 and "direction" in bad.value.message
 
+            # Through the host, a key in the URL opens the door (the host checked it) but not to a write.
+            in_url = await http.post("http://dualsync.test/api/manage/errors/retry-all",
+                                     params={"code": keys["function"]})
+            assert in_url.status_code == 403 and in_url.json()["error"]["code"] == "KeyInUrl"
+            wrong = await http.post("http://dualsync.test/api/manage/errors/retry-all", params={"code": "nope"})
+            assert wrong.status_code == 401
+            listed = await http.get("http://dualsync.test/api/manage/jobs", params={"code": keys["function"]})
+            assert listed.status_code == 200 and listed.json()["jobs"][0]["started_by"] == "automation:function key"
+
 
 def test_the_remote_url_must_be_http() -> None:
     with pytest.raises(ValueError, match="http"):
         AdminClient("dualsync.azurewebsites.net", None)
     assert AdminClient("https://a.example/api/", None).root == "https://a.example/api/manage/"
+
+
+# ----- who may call: function keys (Easy Auth off)
+async def test_without_easy_auth_a_key_is_needed_and_principal_headers_are_ignored(configured: None) -> None:
+    for headers in ({}, OPERATOR):  # no key; a forged Easy Auth operator without a key
+        status, body = await call("manage_uncouple", "POST", body={"erp_id": "x"}, route={"mapping": "customers"},
+                                  headers=headers)
+        assert status == 401 and body["error"]["code"] == "Unauthenticated"
+        assert "x-functions-key" in body["error"]["message"]
+
+
+@pytest.mark.parametrize(("name", "method", "kwargs"), [
+    ("manage_uncouple", "POST", {"body": {"erp_id": "x"}, "route": {"mapping": "customers"}}),
+    ("manage_retry_all_errors", "POST", {}),
+    ("manage_skip_error", "POST", {"body": {"mapping": "customers", "direction": "to_crm", "source_id": "x"}}),
+    ("manage_full_sync", "POST", {"params": {"dry_run": "false"}}),
+    ("manage_match", "POST", {"route": {"mapping": "customers"}}),
+])
+async def test_a_key_in_the_url_is_refused_for_anything_that_writes(name: str, method: str, kwargs: dict[str, Any],
+                                                                    configured: None) -> None:
+    status, body = await call(name, method, headers={}, **{**kwargs, "params": {**kwargs.get("params", {}),
+                                                                                  "code": "the-key"}})
+    assert status == 403 and body["error"]["code"] == "KeyInUrl"
+    assert "x-functions-key" in body["error"]["message"] and "the-key" not in body["error"]["message"]
+
+
+async def test_a_key_in_the_url_still_reads(world: World) -> None:
+    with installed(world.engine):
+        status, body = await call("manage_list_jobs", params={"code": "the-key"}, headers={})
+        assert status == 200 and body == {"jobs": [], "total": 0}
+        status, dry = await call("manage_full_sync", "POST", params={"code": "the-key", "mapping": "currencies"},
+                                 headers={})
+    assert status == 200 and dry["dry_run"] is True
+
+
+# ----- who may call: Entra ID identities through Easy Auth
+def test_the_host_auth_level_follows_the_easy_auth_setting() -> None:
+    assert load_auth({}).easy_auth is False
+    assert load_auth({"DUALSYNC_AUTH__EASY_AUTH": "true"}).easy_auth is True
+    with pytest.raises(SettingsError, match="DUALSYNC_AUTH__EASY_AUTH"):
+        load_auth({"DUALSYNC_AUTH__EASY_AUTH": "perhaps"})
+
+
+async def test_with_easy_auth_viewers_read_operators_write_and_keys_alone_are_refused(world: World) -> None:
+    customer, account_id = await coupled_customer(world)
+    route = {"mapping": "customers"}
+    with installed(world.engine, EASY_AUTH):
+        for headers in (KEY, {}, principal("nobody@contoso.example")):  # a key is no identity here
+            status, body = await call("manage_list_jobs", headers=headers)
+            assert status == (403 if headers.get("X-MS-CLIENT-PRINCIPAL") else 401), body
+        status, jobs = await call("manage_list_jobs", headers=VIEWER)
+        assert status == 200 and jobs["total"] == 1
+        status, dry = await call("manage_full_sync", "POST", params={"mapping": "customers"}, headers=VIEWER)
+        assert status == 200 and dry["dry_run"] is True
+        for name, kwargs in (("manage_full_sync", {"params": {"mapping": "customers", "dry_run": "false"}}),
+                             ("manage_uncouple", {"body": {"erp_id": customer["id"]}, "route": route}),
+                             ("manage_retry_all_errors", {})):
+            status, refused = await call(name, "POST", headers=VIEWER, **kwargs)
+            assert status == 403 and refused["error"]["code"] == "Forbidden", name
+            assert OPERATOR_ROLE in refused["error"]["message"] and "user:vik@contoso.example" in \
+                refused["error"]["message"]
+        assert await world.coupling("customers", Side.ERP, customer["id"]) is not None  # nothing was done
+
+        await world.bc.edit("customers", customer["id"], {"city": "Lund"})
+        status, synced = await call("manage_sync_record", "POST", route=route, headers=OPERATOR,
+                                    body={"direction": "to_crm", "source_id": customer["id"]})
+        assert status == 200 and synced["ok"]
+        status, gone = await call("manage_uncouple", "POST", body={"crm_id": account_id}, route=route,
+                                  headers=OPERATOR)
+        assert status == 200 and gone["uncoupled"]
+        status, listed = await call("manage_list_jobs", params={"mapping": "customers"}, headers=VIEWER)
+        status, status_doc = await call("manage_get_mapping", route=route, headers=VIEWER)
+    assert status_doc["last_job"]["trigger"] == "manual"  # the audit row is newer, but it is not a sync
+    by_trigger = {j["trigger"]: j for j in listed["jobs"]}
+    assert by_trigger["manual"]["started_by"] == "user:olga@contoso.example"   # the sync it ran
+    assert by_trigger["record"]["started_by"] is None                          # the engine's own, earlier
+    audit = by_trigger["operator"]
+    assert (audit["started_by"], audit["counts"], audit["status"]) == ("user:olga@contoso.example",
+                                                                         {"uncoupled": 1}, "finished")
+    assert audit["message"].startswith("uncouple:") and customer["id"] in audit["message"]
+
+
+@settings(max_examples=80, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(header=st.one_of(st.text(max_size=60), st.binary(max_size=60).map(lambda b: base64.b64encode(b).decode()),
+                        st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=6),
+                                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+                                         st.sampled_from(["claims", "typ", "val", "role_typ"]), inner, max_size=3),
+                                     max_leaves=8).map(lambda d: base64.b64encode(json.dumps(d).encode()).decode())))
+async def test_any_malformed_principal_is_a_401_or_a_caller_without_roles(header: str) -> None:
+    previous = install(AppRuntime(settings=EASY_AUTH))
+    try:
+        status, body = await call("manage_list_jobs", headers={"X-MS-CLIENT-PRINCIPAL": header})
+    finally:
+        install(previous)
+    assert status in (401, 403), body  # never a 500, never let in: no role claim can be made up this way
+    assert body["error"]["code"] in ("Unauthenticated", "Forbidden")
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(roles=st.lists(st.sampled_from([OPERATOR_ROLE, VIEWER_ROLE, "DualSync.Other", "operator", "Reader"]),
+                      max_size=3))
+async def test_only_the_app_roles_open_the_doors(roles: list[str]) -> None:
+    previous = install(AppRuntime(settings=EASY_AUTH))
+    try:
+        # Bad input on purpose: a 400 means the caller got past the check (the request is parsed after it).
+        read, _ = await call("manage_list_jobs", params={"limit": "0"}, headers=principal("u@contoso.example", *roles))
+        write, _ = await call("manage_uncouple", "POST", body={"erp_id": "x", "crm_id": "y"},
+                              route={"mapping": "customers"}, headers=principal("u@contoso.example", *roles))
+    finally:
+        install(previous)
+    readable = OPERATOR_ROLE in roles or VIEWER_ROLE in roles
+    assert read == (400 if readable else 403) and write == (400 if OPERATOR_ROLE in roles else 403)
+
+
+# ----- personal data: a coupling's snapshot leaves with the coupling
+async def _rows_naming(world: World, mapping: str, *ids: str) -> list[dict[str, Any]]:
+    table = world.state.couplings.table
+    rows = [e async for e in table.query_entities("PartitionKey eq @pk", parameters={"pk": encode_key(mapping)})]
+    return [r for r in rows if any(i in json.dumps(dict(r), default=str) for i in ids)]
+
+
+async def test_uncouple_and_deletion_leave_no_snapshot_behind(world: World) -> None:
+    first, first_account = await coupled_customer(world)
+    second = await bc_customer(world, number="C8002")
+    second_account = (await world.engine.sync_record("customers", "to_crm", second["id"], create=True)).destination_id
+    assert second_account and await _rows_naming(world, "customers", first["id"], second["id"])  # rows to remove
+    assert all("snapshot" in str(list(r)) for r in await _rows_naming(world, "customers", first["id"]))
+    with installed(world.engine):
+        status, _ = await call("manage_uncouple", "POST", body={"erp_id": first["id"]},
+                               route={"mapping": "customers"})
+        assert status == 200
+        assert await _rows_naming(world, "customers", first["id"], first_account) == []
+
+        await world.bc.delete("customers", second["id"])  # the mapping's deletion policy: remove the coupling
+        status, synced = await call("manage_sync_record", "POST", route={"mapping": "customers"},
+                                    body={"direction": "to_crm", "source_id": second["id"]})
+    assert status == 200 and synced["results"][0]["outcome"] == "uncoupled"
+    assert await _rows_naming(world, "customers", second["id"], second_account) == []
+
+
+async def test_conflicts_are_listed_and_reversed_once_by_operators_only(world: World) -> None:
+    customer, account_id = await coupled_customer(world)  # customers: erp_wins
+    await world.bc.edit("customers", customer["id"], {"city": "ERP-city"})
+    await world.dv.edit("accounts", account_id, {"address1_city": "CRM-city"})
+    assert (await world.engine.sync_record("customers", "to_crm", customer["id"])).ok
+    with installed(world.engine, EASY_AUTH):
+        status, listed = await call("manage_list_conflicts", params={"mapping": "customers"}, headers=VIEWER)
+        assert status == 200 and listed["total"] == 1, listed
+        [entry] = listed["conflicts"]
+        assert (entry["field"], entry["erp_value"], entry["crm_value"], entry["winner"], entry["policy"]) == (
+            "city ⇄ address1_city", "ERP-city", "CRM-city", "erp", "erp_wins")
+        route = {"conflict_id": entry["id"]}
+        status, refused = await call("manage_reverse_conflict", "POST", route=route, headers=VIEWER)
+        assert status == 403 and refused["error"]["code"] == "Forbidden"
+        status, done = await call("manage_reverse_conflict", "POST", route=route, headers=OPERATOR)
+        assert status == 200 and done["ok"] and done["conflict"]["reversed_at"], done
+        status, twice = await call("manage_reverse_conflict", "POST", route=route, headers=OPERATOR)
+        assert status == 409 and twice["error"]["code"] == "AlreadyReversed"
+        status, unknown = await call("manage_reverse_conflict", "POST", route={"conflict_id": "nope"},
+                                     headers=OPERATOR)
+        assert status == 404 and unknown["error"]["code"] == "NotFound"
+        status, nope = await call("manage_list_conflicts", params={"mapping": "nope"}, headers=VIEWER)
+        assert status == 404 and nope["error"]["code"] == "UnknownMapping"
+        status, report = await call("manage_reconcile", params={"mapping": "customers"}, headers=VIEWER)
+    assert (await world.bc.row("customers", customer["id"]))["city"] == "CRM-city"
+    assert (await world.dv.row("accounts", account_id))["address1_city"] == "CRM-city"
+    assert status == 200 and report["reports"][0]["counts"] == {
+        k: sum(d["kind"] == k for d in report["reports"][0]["drift"]) for k in report["reports"][0]["counts"]}

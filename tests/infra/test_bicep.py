@@ -323,3 +323,51 @@ def test_a_finance_operations_deployment_gets_its_kind_url_and_data_event_secret
     assert not {"DUALSYNC_ERP__KIND", "DUALSYNC_WEBHOOKS__FO_KEY"} & set(app_settings())
     secrets = Evaluator(KNOWN).value(template(MAIN)["modules"]["keyVault"]["config"]["params"]["secrets"])
     assert "fo-webhook-key" not in secrets
+
+
+def test_app_service_authentication_guards_everything_but_the_webhooks_and_health(clean_env) -> None:
+    """Easy Auth (authsettingsV2) requires an Entra ID token for the app's audience on every path except the
+    webhooks (their senders prove themselves with secrets) and the health probe; the app is told so, and the
+    app roles it checks are documented for whoever creates the app registration."""
+    from fnmatch import fnmatchcase
+
+    import function_app
+
+    doc = module_template("functionApp")
+    (auth,) = [body(r) for r in resources_of(doc, "Microsoft.Web/sites/config").values()
+               if body(r)["name"] == "authsettingsV2"]
+    props = auth["properties"]
+    assert props["platform"]["enabled"] is True and props["httpSettings"]["requireHttps"] is True
+    validation = props["globalValidation"]
+    assert validation["requireAuthentication"] is True
+    assert validation["unauthenticatedClientAction"] == "Return401"  # APIs and scripts: no login redirect
+    excluded = doc["variables"][validation["excludedPaths"]]["value"]
+    assert sorted(excluded) == ["/api/health", "/api/webhooks/*"]
+
+    # Every HTTP function of the app: anonymous to Easy Auth exactly when it authenticates callers itself.
+    routes = {f.get_function_name(): "/api/" + f.get_trigger().route
+              for f in function_app.build_app(load_pack(ROOT / "templates" / "bc-sales.yaml")).get_functions()
+              if f.get_trigger().type == "httpTrigger"}
+    let_through = {n for n, path in routes.items() if any(fnmatchcase(path, pattern) for pattern in excluded)}
+    assert {n for n in routes if n.startswith("manage_")} and not {n for n in let_through if n.startswith("manage_")}
+    assert {routes[n] for n in let_through} == {p for p in routes.values()
+                                                 if p.startswith("/api/webhooks/") or p == "/api/health"}
+
+    aad = props["identityProviders"]["azureActiveDirectory"]
+    assert aad["enabled"] is True and aad["registration"]["clientId"] == "authClientId"
+    assert aad["registration"]["openIdIssuer"].endswith("${authTenantId}/v2.0")
+    assert sorted(aad["validation"]["allowedAudiences"]) == ["api://${authClientId}", "authClientId"]
+    assert props["login"]["tokenStore"]["enabled"] is False
+    module_params = template(MAIN)["modules"]["functionApp"]["config"]["params"]
+    assert (module_params["authClientId"], module_params["authTenantId"]) == ("adminClientId", "adminTenantId")
+
+    # The app trusts Easy Auth's headers because this deployment turns it on, and only then.
+    settings = app_settings()
+    assert settings["DUALSYNC_AUTH__EASY_AUTH"] == "true"
+    for name, value in resolved_env(settings).items():
+        clean_env.setenv(name, value)
+    assert load_settings().auth.easy_auth is True
+
+    for doc_path in ("docs/admin-api.md", "docs/deploy.md"):
+        text = (ROOT / doc_path).read_text(encoding="utf-8")
+        assert "DualSync.Operator" in text and "DualSync.Viewer" in text, doc_path
