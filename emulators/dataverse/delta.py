@@ -1,7 +1,12 @@
 """Change tracking (Microsoft Learn, "Use change tracking to synchronize data with external systems"):
 a delta token names a point in the store's change log; following the delta link returns the records
 created or updated since (their current state, once each) and then `$deletedEntity` rows, and a new link.
-Tokens look like the service's (`<version>!<MM/dd/yyyy HH:mm:ss>`) and expire after `delta_token_days`."""
+Tokens look like the service's (`<version>!<MM/dd/yyyy HH:mm:ss>`) and expire after `delta_token_days`.
+
+Refusals use the service's codes ("Web service error codes"): an expired token is ExpiredVersionStamp
+0x80044352 "Version stamp associated with the client has expired. Please perform a full sync."; a table whose
+change tracking is off (`untracked_tables`) is ChangeTrackingNotEnabledForEntity 0x80072491. Both as 400
+(unconfirmed: the status the Web API gives them; the codes and texts are documented)."""
 
 from __future__ import annotations
 
@@ -19,6 +24,15 @@ if TYPE_CHECKING:
 _FORMAT = "%m/%d/%Y %H:%M:%S"
 # Below this sequence number tokens predate the last reseed and are refused as expired.
 MIN_SEQ_KEY = "delta_min_seq"
+EXPIRED_VERSION_STAMP = "0x80044352"
+NOT_TRACKED = "0x80072491"
+EXPIRED_MESSAGE = "Version stamp associated with the client has expired. Please perform a full sync."
+
+
+def check_tracked(emu: Emulator, table: TableDef) -> None:
+    """Change tracking is a per-table setting (EntityMetadata.ChangeTrackingEnabled); off, delta reads fail."""
+    if table.entity_set in emu.settings.untracked_tables:
+        raise DataverseError(400, NOT_TRACKED, f"Entity {table.logical} isn't enabled for change tracking.")
 
 
 def reject_query_options(req: ApiRequest) -> None:
@@ -45,11 +59,13 @@ def parse_token(emu: Emulator, token: str) -> int:
         issued = dt.datetime.strptime(stamp, _FORMAT).replace(tzinfo=dt.UTC)
     except ValueError:
         raise DataverseError(400, BAD_PROPERTY, f"The delta token '{token}' is not valid.") from None
-    if seq > emu.store.current_seq() or seq < getattr(emu, MIN_SEQ_KEY, 0):
-        raise DataverseError(400, BAD_PROPERTY, f"The delta token '{token}' is not valid or has expired.")
-    if dt.datetime.now(dt.UTC) - issued > dt.timedelta(days=emu.settings.delta_token_days):
-        raise DataverseError(400, BAD_PROPERTY, f"The delta token '{token}' has expired. Tokens are valid for "
-                             f"{emu.settings.delta_token_days:g} days; read the table again to get a new one.")
+    if seq > emu.store.current_seq():
+        raise DataverseError(400, BAD_PROPERTY, f"The delta token '{token}' is not valid.")
+    # A token from before a reseed names change-log entries that no longer exist: as a token past the
+    # retention period, whose entries were cleaned up.
+    too_old = dt.datetime.now(dt.UTC) - issued > dt.timedelta(days=emu.settings.delta_token_days)
+    if too_old or seq < getattr(emu, MIN_SEQ_KEY, 0):
+        raise DataverseError(400, EXPIRED_VERSION_STAMP, EXPIRED_MESSAGE)
     return seq
 
 

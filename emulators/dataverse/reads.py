@@ -90,6 +90,7 @@ def read_collection(emu: Emulator, req: ApiRequest, table: TableDef, prefs: dict
     track = "odata.track-changes" in prefs
     if track or "$deltatoken" in req.query:
         delta.reject_query_options(req)
+        delta.check_tracked(emu, table)
     size, applied = page_size(emu, prefs)
     if wants_annotations(prefs):
         applied.append('odata.include-annotations="*"')

@@ -67,7 +67,11 @@ class DataverseSettings(BaseSettings):
     alternate_keys: dict[str, list[list[str]]] = Field(default_factory=_default_keys)
     max_page_size: int = Field(5000, ge=1)
     max_batch_requests: int = Field(1000, ge=1)
-    delta_token_days: float = Field(7.0, gt=0)
+    # Change tracking: tokens expire after the organization's ExpireChangeTrackingInDays (default 30, Microsoft
+    # Learn "Use change tracking to synchronize data with external systems"); tables listed (entity set names)
+    # have change tracking turned off and refuse delta reads.
+    delta_token_days: float = Field(30.0, gt=0)
+    untracked_tables: list[str] = Field(default_factory=list)
     # Async webhook steps run a moment after the change commits (the async service picks them up).
     webhook_delay_ms: float = Field(500.0, ge=0)
     webhook_timeout_s: float = Field(60.0, gt=0)

@@ -5,19 +5,23 @@ from __future__ import annotations
 from shared.connectors.base import (
     Aborted,
     AlreadyExists,
+    ChangeTrackingDisabled,
     ConcurrencyConflict,
     Connector,
     ConnectorError,
+    DeltaLinkExpired,
     NotFound,
     PermanentError,
     RateLimited,
     Record,
+    TrackedChanges,
     TransientError,
     WriteOp,
     WriteResult,
 )
 
 __all__ = [
-    "Aborted", "AlreadyExists", "ConcurrencyConflict", "Connector", "ConnectorError", "NotFound", "PermanentError",
-    "RateLimited", "Record", "TransientError", "WriteOp", "WriteResult",
+    "Aborted", "AlreadyExists", "ChangeTrackingDisabled", "ConcurrencyConflict", "Connector", "ConnectorError",
+    "DeltaLinkExpired", "NotFound", "PermanentError", "RateLimited", "Record", "TrackedChanges", "TransientError",
+    "WriteOp", "WriteResult",
 ]

@@ -98,6 +98,26 @@ class Aborted(ConnectorError):
     or the service stopped processing the batch before reaching it. Safe to send again on its own."""
 
 
+class ChangeTrackingDisabled(PermanentError):
+    """The table's change tracking is off (Dataverse: EntityMetadata.ChangeTrackingEnabled): no delta links."""
+
+
+class DeltaLinkExpired(PermanentError):
+    """The service refused a kept delta link (ExpiredVersionStamp 0x80044352 past ExpireChangeTrackingInDays,
+    or a token it no longer reads): read the table again for a new one."""
+
+
+@dataclass
+class TrackedChanges:
+    """One change-tracking read: the ids it returned (every record when `started`, else those created or
+    changed since the link), the `$deletedEntity` ids, and the delta link to keep for the next read."""
+
+    started: bool
+    changed: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    delta_link: str | None = None
+
+
 @runtime_checkable
 class Connector(Protocol):
     system: System
@@ -118,6 +138,20 @@ class Connector(Protocol):
                            filter: str | None = None, select: Sequence[str] | None = None,
                            page_size: int | None = None) -> AsyncIterator[list[Record]]:
         """Pages of records whose `modified_field` is after `since` (at or after when `inclusive`), oldest first."""
+        ...
+
+    def list_ids(self, entity: str, *, filter: str | None = None,
+                 page_size: int | None = None) -> AsyncIterator[list[str]]:
+        """Pages of record ids only (`$select` of the key): which records exist, cheaply."""
+        ...
+
+    def key_fields(self, entity: str) -> tuple[str, ...]:
+        """The entity's key properties (BC `id`, Dataverse `<logicalname>id`, F&O `dataAreaId` + natural key)."""
+        ...
+
+    def key_values(self, entity: str, record_id: str) -> dict[str, Any]:
+        """The key properties a record id names (BC: with `companyId` when several companies are synced; F&O:
+        `dataAreaId` and the natural key); `ConnectorError` when the id is not one of this connector's."""
         ...
 
     def modified_field_of(self, entity: str) -> str | None:

@@ -16,13 +16,22 @@ from typing import Any
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 
-from shared.connectors.base import NotFound, PermanentError, Record, WriteOp
+from shared.connectors.base import (
+    ChangeTrackingDisabled,
+    DeltaLinkExpired,
+    NotFound,
+    PermanentError,
+    Record,
+    TrackedChanges,
+    WriteOp,
+)
 from shared.connectors.batch_writes import MultipartBatchWrites
 from shared.connectors.odata import (
     check_guid,
     check_identifier,
     format_datetime,
     key_segment,
+    query_string,
     to_record,
 )
 from shared.connectors.odata_batch import BatchRequest
@@ -30,6 +39,7 @@ from shared.connectors.reads import ODataReads
 from shared.connectors.service import ServiceClient
 from shared.http.auth import make_credential
 from shared.http.limits import DATAVERSE, ConcurrencyLimiter
+from shared.http.paging import NextLinkPager, PagingError, iterate_pages
 from shared.http.redact import Redactor
 from shared.http.retry import RetryExecutor
 from shared.mapping.types import Side, System
@@ -48,6 +58,8 @@ PRIMARY_KEYS = {
     "businessunits": "businessunitid", "activityparties": "activitypartyid",
 }
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
+NOT_TRACKED = "0x80072491"  # ChangeTrackingNotEnabledForEntity ("Web service error codes")
+
 
 
 class DataverseConnector(MultipartBatchWrites, ODataReads):
@@ -119,6 +131,44 @@ class DataverseConnector(MultipartBatchWrites, ODataReads):
         return to_record(entity, body, id_field=self.primary_key(entity), modified_field=self.modified_field,
                          modified_by_field=MODIFIED_BY)
 
+
+    # ----- change tracking (PROTOCOLS.md §1)
+    async def track_changes(self, entity: str, delta_link: str | None = None) -> TrackedChanges:
+        """Start change tracking of `entity` (`delta_link` None: the id of every record now, `Prefer:
+        odata.track-changes`) or follow a delta link kept from an earlier read (the ids changed and deleted
+        since). Reads ids only. The answer's new delta link replaces the old one; it is None when the service
+        gave none. Raises `DeltaLinkExpired` for a link the service no longer honours and
+        `ChangeTrackingDisabled` when the table does not track changes."""
+        key = self.primary_key(entity)
+        size = f"odata.maxpagesize={self.page_size}"
+        if delta_link is None:
+            url = self.url(entity) + query_string(select=[key])
+            headers = {"Prefer": f"odata.track-changes,{size}"}
+        else:
+            url, headers = delta_link, {"Prefer": size}
+        found = TrackedChanges(started=delta_link is None)
+        pager = NextLinkPager(url)
+        try:
+            async for body in iterate_pages(lambda u: self.svc.json("GET", u, headers=headers,
+                                                                     context=f"track changes of {entity}"),
+                                            url, pager=pager):
+                for item in self.items(entity, body):
+                    if str(item.get("@odata.context", "")).endswith("/$deletedEntity"):
+                        found.deleted.append(str(item.get("id") or ""))
+                    elif item.get(key):
+                        found.changed.append(str(item[key]))
+        except PagingError as exc:
+            raise PermanentError(f"track changes of {entity}: {exc}", code="UnexpectedResponse") from None
+        except PermanentError as exc:
+            if exc.code == NOT_TRACKED:
+                raise ChangeTrackingDisabled(exc.message, status=exc.status, code=exc.code,
+                                             detail=exc.detail) from None
+            if delta_link is not None and exc.status == 400:
+                # ExpiredVersionStamp, or a token the service no longer reads: start again from a full read.
+                raise DeltaLinkExpired(exc.message, status=exc.status, code=exc.code, detail=exc.detail) from None
+            raise
+        found.delta_link = pager.delta_link
+        return found
 
     # ----- single writes
     async def create(self, entity: str, payload: Mapping[str, Any]) -> Record:

@@ -78,6 +78,13 @@ class ODataReads:
         async for body in self.svc.pages(url, headers=headers):
             yield [self.record(entity, item) for item in self.items(entity, body)]
 
+    async def list_ids(self, entity: str, *, filter: str | None = None,
+                       page_size: int | None = None) -> AsyncIterator[list[str]]:
+        """Pages of the ids of `entity`'s records (of every synced company), `$select` of the key properties and
+        what a `Record` needs: the cheap read that tells which records still exist."""
+        async for page in self.list(entity, filter=filter, select=list(self.key_fields(entity)), page_size=page_size):
+            yield [r.id for r in page]
+
     @staticmethod
     def items(entity: str, body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         """The records of one page, or a clear error when the page is not an OData collection."""

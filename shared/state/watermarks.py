@@ -4,6 +4,9 @@ A watermark only moves forward. The caller stores the value *capped at its run's
 during the run are read again next time, with an overlap, and deduplicated by key), so a watermark that
 went backwards would mean two runs disagree about time: refused loudly instead of silently re-reading or,
 worse, skipping changes.
+
+The same table keeps, per mapping and Dataverse table, the change-tracking delta link the modified sync
+follows to learn of deletions (`shared.sync.vanished`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,10 @@ from azure.data.tables.aio import TableClient
 
 from shared.state.exceptions import ConcurrentUpdate, NotFound, WatermarkBackwards
 from shared.state.keys import aware, encode_key, read_time
+
+# Row keys of delta links: `delta~<entity set>` (no direction is spelled so; full-sync checkpoints use
+# `fullsync~`).
+DELTA = "delta~"
 
 
 class WatermarkStore:
@@ -67,6 +74,25 @@ class WatermarkStore:
             except (ResourceModifiedError, ResourceNotFoundError):
                 continue
         raise ConcurrentUpdate(f"watermark of {mapping!r} {direction} kept changing; try again")
+
+    # ----- Dataverse change tracking: the delta link a mapping's modified sync follows next, per source entity
+    async def find_delta_link(self, mapping: str, entity: str) -> str | None:
+        try:
+            entity_row = await self.table.get_entity(encode_key(mapping), encode_key(DELTA + entity))
+        except ResourceNotFoundError:
+            return None
+        return entity_row.get("delta_link") or None
+
+    async def store_delta_link(self, mapping: str, entity: str, link: str) -> None:
+        """Keep `link` for the next run. Last writer wins: each link was issued by a complete read, so any of
+        them is a correct place to continue from (an older one only repeats changes already handled)."""
+        await self.table.upsert_entity({"PartitionKey": encode_key(mapping), "RowKey": encode_key(DELTA + entity),
+                                        "mapping": mapping, "entity": entity, "delta_link": link},
+                                       mode=UpdateMode.REPLACE)
+
+    async def delete_delta_link(self, mapping: str, entity: str) -> None:
+        """Forget the link (the next run starts change tracking again). Succeeds when absent."""
+        await self.table.delete_entity(encode_key(mapping), encode_key(DELTA + entity))
 
     async def delete_watermark(self, mapping: str, direction: str) -> None:
         """Forget the watermark (the next modified-records sync reads everything). Succeeds when absent."""

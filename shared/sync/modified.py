@@ -8,6 +8,10 @@ run reads it again; a record that failed permanently has an error record and is 
 
 A source without a modified-on field (most Finance and Operations entities) has no watermark: `catchup` finds
 its changed records by comparing content with the couplings' snapshots.
+
+Each run also catches up deletions no notice reported (`vanished`: Dataverse delta links, a key-set comparison
+for the ERPs; the content comparison already sees coupled records its listing no longer returns) and hands
+the coupled records found gone to the mapping's deletion rule; the run counts them as "vanished".
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shared.connectors import ConnectorError, Record
 from shared.mapping import Direction, Side, TableMapping, source_filter
-from shared.sync import catchup
+from shared.sync import catchup, vanished
 from shared.sync.context import RunContext
 from shared.sync.outcome import Outcome, SyncResult, Tally
 
@@ -40,10 +45,13 @@ class ModifiedRun:
     tally: Tally
     failures: list[SyncResult] = field(default_factory=list)
     error: str | None = None  # the run itself failed (e.g. the listing); its job is marked failed
+    deletions: vanished.Vanished | None = None  # the check for deletions no notice reported
 
     @property
     def counts(self) -> dict[str, int]:
-        return self.tally.job_counts()
+        """The job's counters, plus "vanished": coupled source records found deleted without a notice."""
+        found = len(self.deletions.found) if self.deletions is not None else 0
+        return {**self.tally.job_counts(), **({"vanished": found} if found else {})}
 
 
 def source_sides(mapping: TableMapping) -> list[Side]:
@@ -87,6 +95,10 @@ async def sync_direction(engine: SyncEngine, mapping: TableMapping, side: Side, 
             async for due in catchup.changed_pages(engine, mapping, side, scan):
                 await asyncio.gather(*(one(record_id, record) for record_id, record in due))
             run.tally.counts["unchanged"] += scan.unchanged
+            # The scan handed over the coupled records its listing missed; count those that are really gone.
+            found, unconfirmed = await vanished.confirm(engine, mapping, side, scan.missing)
+            run.deletions = vanished.Vanished(how=vanished.CONTENT, found=found, unconfirmed=unconfirmed,
+                                              entity=mapping.entity(side).entity)
         else:
             async for page in connector.list(mapping.entity(side).entity, filter=text,
                                              select=engine.select(mapping, side)):
@@ -98,6 +110,9 @@ async def sync_direction(engine: SyncEngine, mapping: TableMapping, side: Side, 
                  if e.direction == flow.value and e.source_id not in done]
         again = dataclasses.replace(ctx, create=True)
         await asyncio.gather(*(one(source_id, None, again) for source_id in retry))
+        if not by_content:
+            run.deletions = await _deletions(engine, mapping, side, lambda ids: asyncio.gather(
+                *(one(i, None) for i in ids if i not in done)))
     except ConnectorError as exc:
         # The listing itself failed (service down past the retry budget): this direction's run fails visibly,
         # its watermark stays, and the next run reads the same window again.
@@ -117,5 +132,25 @@ async def sync_direction(engine: SyncEngine, mapping: TableMapping, side: Side, 
     if reached is not None and (watermark is None or reached > watermark):
         run.reached = await state.watermarks.advance_watermark(mapping.name, flow.value, reached)
     await state.jobs.increment(mapping.name, job.job_id, **run.tally.job_counts())
-    await state.jobs.finish_job(mapping.name, job.job_id, finished_at=engine.options.clock())
+    note = run.deletions.summary() if run.deletions is not None else None
+    if run.deletions is not None and run.deletions.error:
+        # The changed records were synced (the watermark moved); the deletion check failed and applied nothing.
+        run.error = run.deletions.error
+    await state.jobs.finish_job(mapping.name, job.job_id, status="failed" if run.error else "finished",
+                                message=note, finished_at=engine.options.clock())
     return run
+
+
+async def _deletions(engine: SyncEngine, mapping: TableMapping, side: Side,
+                     apply: Callable[[list[str]], Awaitable[object]]) -> vanished.Vanished:
+    """Find the coupled records deleted without a notice and `apply` the per-record sync to them (which reads
+    each again and follows the deletion rule). A listing that fails applies nothing: the run reports it and
+    the next run looks again."""
+    try:
+        found = await vanished.find(engine, mapping, side)
+    except ConnectorError as exc:
+        return vanished.Vanished(entity=mapping.entity(side).entity,
+                                 error=f"deletion check failed, nothing applied: {exc.message}")
+    await apply([*found.found, *found.unconfirmed])
+    await vanished.commit(engine, mapping, found)
+    return found

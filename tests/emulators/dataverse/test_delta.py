@@ -79,9 +79,15 @@ async def test_invalid_and_expired_tokens_are_400(dv: httpx.AsyncClient, emu: Em
     assert (await dv.get("accounts?$deltatoken=garbage")).status_code == 400
     future = quote(f"{emu.store.current_seq() + 100}!01/01/2026 00:00:00", safe="")
     assert (await dv.get(f"accounts?$deltatoken={future}")).status_code == 400
-    old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=8)).strftime("%m/%d/%Y %H:%M:%S")
+    # Past the organization's ExpireChangeTrackingInDays (30 by default): the service's ExpiredVersionStamp.
+    old = (dt.datetime.now(dt.UTC) - dt.timedelta(days=31)).strftime("%m/%d/%Y %H:%M:%S")
     r = await dv.get(f"accounts?$deltatoken={quote(f'{emu.store.current_seq()}!{old}', safe='')}")
-    assert r.status_code == 400 and "expired" in r.json()["error"]["message"]
+    assert r.status_code == 400 and r.json()["error"] == {
+        "code": "0x80044352",
+        "message": "Version stamp associated with the client has expired. Please perform a full sync."}
+    month = (dt.datetime.now(dt.UTC) - dt.timedelta(days=29)).strftime("%m/%d/%Y %H:%M:%S")
+    assert (await dv.get(f"accounts?$deltatoken={quote(f'{emu.store.current_seq()}!{month}', safe='')}")
+            ).status_code == 200
     fresh = dt.datetime.now(dt.UTC).strftime("%m/%d/%Y %H:%M:%S")
     ok = await dv.get(f"accounts?$deltatoken={quote(f'{emu.store.current_seq()}!{fresh}', safe='')}")
     assert ok.status_code == 200
@@ -90,4 +96,16 @@ async def test_invalid_and_expired_tokens_are_400(dv: httpx.AsyncClient, emu: Em
 async def test_tokens_from_before_a_reseed_are_refused(dv: httpx.AsyncClient, anon: httpx.AsyncClient) -> None:
     link = await _delta_link(dv, "accounts?$select=name", TRACK)
     assert (await anon.post("/_admin/reset", json={"records": 5, "seed": 2})).status_code == 200
-    assert (await dv.get(link)).status_code == 400
+    r = await dv.get(link)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "0x80044352"
+
+
+async def test_a_table_without_change_tracking_refuses_delta_reads(dv: httpx.AsyncClient, emu: Emulator) -> None:
+    link = await _delta_link(dv, "accounts?$select=name", TRACK)
+    emu.settings.untracked_tables = ["accounts"]
+    for r in (await dv.get("accounts?$select=name", headers=TRACK), await dv.get(link)):
+        assert r.status_code == 400 and r.json()["error"] == {
+            "code": "0x80072491", "message": "Entity account isn't enabled for change tracking."}
+    # Plain reads are not change tracking: they still work, and other tables still track.
+    assert (await dv.get("accounts?$select=name")).status_code == 200
+    assert "@odata.deltaLink" in (await dv.get("contacts?$select=lastname", headers=TRACK)).json()
