@@ -25,7 +25,7 @@ from shared.connectors import (
 )
 from shared.mapping import Direction, Side, Snapshot, TableMapping, field_values, matches, read_name
 from shared.state import ConcurrentUpdate, Coupling
-from shared.sync import companies, create, deletes
+from shared.sync import companies, conflicts, create, deletes
 from shared.sync.context import RunContext
 from shared.sync.errors import SyncFailure, UpdateConflict
 from shared.sync.expected import expected_for
@@ -188,10 +188,6 @@ async def merge_and_write(engine: SyncEngine, ctx: RunContext, mapping: TableMap
         raise UpdateConflict(f"update conflict: both sides changed {listed}; conflict policy "
                              f"'{(ctx.conflict or mapping.conflict).value}' leaves it to an operator",
                              destination_id=records[target].id)
-    for conflict in plan.conflicts:
-        # Field names and the winner only: values may be personal data and logs are kept longer than records.
-        log.info("conflict in %s %s/%s on %r settled for %s (policy %s)", mapping.name, records[Side.ERP].id,
-                 records[Side.CRM].id, conflict.field, conflict.winner, (ctx.conflict or mapping.conflict).value)
     for side in Side:
         if (failure := expected[side].failure(plan.errors[side]) if side in expected else None) is not None:
             failure.destination_id = records[target].id
@@ -209,6 +205,8 @@ async def merge_and_write(engine: SyncEngine, ctx: RunContext, mapping: TableMap
     if stale:
         stamp(engine, ctx, coupling, snapshot, after)
         await engine.state.couplings.update_coupling(coupling)
+    # Stored once the settlement is written: a merge retried after a concurrent change records nothing twice.
+    await conflicts.remember(engine, ctx, mapping, after, plan.conflicts)
     return SyncResult(mapping.name, flow, records[source].id, Outcome.MODIFIED if plan.writes else Outcome.UNCHANGED,
                       destination_id=records[target].id, writes=len(plan.writes), conflicts=plan.conflicts)
 
