@@ -10,7 +10,7 @@ CHECKOV := .tools/checkov-venv/bin/checkov
 UV := .tools/uv-venv/bin/uv
 LOCK_FLAGS := --quiet --generate-hashes --universal --python-version 3.11
 
-.PHONY: demo test lint bench bench-fo install azurite clean infra-check lock
+.PHONY: demo test lint bench bench-fo chaos install azurite clean infra-check lock
 
 install: $(STAMP)
 
@@ -64,6 +64,11 @@ bench: $(STAMP) $(AZURITE)
 bench-fo: $(STAMP) $(AZURITE)
 	$(PY) -m bench.full_sync_fo
 	$(PY) -m bench.event_latency_fo
+
+# Chaos: 10 000 random operations on both sides under faults, judged from both systems' stores (issue 13).
+# Writes its table to bench/RESULTS.md; fails when anything diverged, was duplicated, lost or orphaned.
+chaos: $(STAMP) $(AZURITE)
+	$(PY) -m bench.chaos --operations $(or $(OPERATIONS),10000) --records $(or $(RECORDS),1000)
 
 # Static security analysis of infra/ (Bicep). checkov pins many packages, so it gets its own venv, never .venv.
 # Findings are fixed in the templates or skipped inline with `// checkov:skip=CKV_...: reason`.

@@ -11,6 +11,7 @@ Everything opened here is closed when the block ends.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -36,7 +37,8 @@ def engine_options(settings: Settings, **overrides: object) -> EngineOptions:
     """Engine options from the settings: our integration users per side (their changes are echoes)."""
     users = {Side.ERP: frozenset(settings.erp.integration_user_ids),
              Side.CRM: frozenset(settings.crm.integration_user_ids)}
-    return EngineOptions(integration_users=users, **overrides)  # type: ignore[arg-type]
+    stale = dt.timedelta(seconds=settings.queue.stale_reservation_s)
+    return EngineOptions(integration_users=users, **{"stale_reservation": stale, **overrides})  # type: ignore[arg-type]
 
 
 def erp_connector(settings: Settings, pack: Pack, http: httpx.AsyncClient, *, limiter: ConcurrencyLimiter,

@@ -219,6 +219,10 @@ class QueueSettings(_Group):
     retry_base_s: float = Field(30.0, ge=0, description="First back-off before a transiently failed record is "
                                                        "tried again (doubling, with jitter).")
     retry_max_s: float = Field(1800.0, ge=0, description="Longest back-off between two attempts.")
+    stale_reservation_s: float = Field(
+        300.0, ge=1, le=86400,
+        description="A create's reservation older than this was left by a worker that died (a host restart, a "
+                    "crash): the next attempt takes it over, first looking for a record the dead worker made.")
 
 
 class WebhookSettings(_Group):

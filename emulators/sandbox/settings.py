@@ -59,4 +59,5 @@ def stack_settings(erp_url: str, dv_url: str, erp_app: Starlette, dv_app: Starle
         webhooks={"bc_client_state": bc_client_state, "dataverse_key": dataverse_key,
                   **({"fo_key": fo_key} if fo_key else {})},
         retry={"max_attempts": 2, "base_delay_s": 0.01, "max_delay_s": 0.02},  # transient failures surface fast
-        queue={"retry_base_s": 0.05, "retry_max_s": 0.2}, **extra)
+        # One local host: a reservation its restart left behind is taken over after 20 s, not 5 minutes.
+        queue={"retry_base_s": 0.05, "retry_max_s": 0.2, "stale_reservation_s": 20}, **extra)

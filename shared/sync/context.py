@@ -65,6 +65,10 @@ class RunContext:
     # A dry run reads and plans but writes nothing: an uncoupled dependency is not synced first, its lookup
     # resolves to a placeholder so the plan can still say "create".
     dry_run: bool = False
+    # Look at both sides whatever the shortcuts say ("last changed by our integration user", "the source is as we
+    # last synced it"): after a concurrent change (the pair's two directions may have crossed), and in the
+    # modified-records sync, the catch-up that must find and repair a pair left divergent.
+    recheck: bool = False
 
     def for_record(self) -> RunContext:
         """A copy for one record (its own dependency list; caches shared with the run)."""

@@ -90,7 +90,24 @@ def candidates(mapping: TableMapping, base: Snapshot | None,
     if base is None:
         return set(keys)
     return {k for k in keys
-            if not same(base.erp.get(k), values[Side.ERP].get(k)) or not same(base.crm.get(k), values[Side.CRM].get(k))}
+            if not same(base.erp.get(k), values[Side.ERP].get(k)) or not same(base.crm.get(k), values[Side.CRM].get(k))
+            } | diverged(mapping, values)
+
+
+def diverged(mapping: TableMapping, values: Mapping[Side, Mapping[str, Any]]) -> set[str]:
+    """Keys of the plain bidirectional fields (no transform, value map or lookup: in step means equal) whose
+    two sides differ. A pair can end so whatever its snapshot says — a crossing of the pair's two directions,
+    a read-back that caught a newer version — and then neither side "changed" since the snapshot: without this
+    check it would stay divergent for good. Such a field is settled as a conflict, by the mapping's policy."""
+    out = set()
+    for f in mapping.fields:
+        if (not f.enabled or f.sourceless or f.transforms or f.value_map or f.lookup or f.reverse_transforms
+                or mapping.field_direction(f) is not Direction.BIDIRECTIONAL):
+            continue
+        key = field_key(f)
+        if not same(values[Side.ERP].get(key), values[Side.CRM].get(key)):
+            out.add(key)
+    return out
 
 
 def settle(policy: ConflictPolicy, modified: Mapping[Side, dt.datetime | None],
@@ -150,6 +167,8 @@ def plan_sync(
             continue
         erp_changed = not same(base.erp.get(key), values[Side.ERP].get(key))
         crm_changed = not same(base.crm.get(key), values[Side.CRM].get(key))
+        if not erp_changed and not crm_changed and not _agree(key, values, expected):
+            erp_changed = crm_changed = True  # diverged whatever the snapshot says: settle it as a conflict
         if erp_changed and crm_changed:
             if _agree(key, values, expected):
                 continue

@@ -10,6 +10,7 @@ that changed under us is re-read and decided again; failures become results (and
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 from typing import TYPE_CHECKING
@@ -55,7 +56,10 @@ async def sync_one(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, f
             result = await _reconcile(engine, ctx, mapping, flow, source_id, record)
             break
         except (ConcurrencyConflict, ConcurrentUpdate):
-            record = None  # another writer got in between: read everything again and decide again
+            # Another writer got in between: read everything again and decide again — both sides, whatever the
+            # etags say (the two directions of one pair run in different sessions and may have crossed).
+            record = None
+            ctx = dataclasses.replace(ctx, recheck=True)
         except SyncFailure as exc:
             result = _failed(mapping, flow, source_id, exc.message, exc.detail, exc.retryable, exc.destination_id)
             break
@@ -97,10 +101,11 @@ async def _remember(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, 
             coupling.last_job_id = ctx.job_id or coupling.last_job_id
             with contextlib.suppress(ConcurrentUpdate):  # someone synced it meanwhile: their result stands
                 await engine.state.couplings.update_coupling(coupling)
-    elif had_error and (result.synced or (ctx.force and result.outcome is Outcome.IGNORED)):
+    elif had_error and (result.synced or ((ctx.force or ctx.create) and result.outcome is Outcome.IGNORED)):
         # In step; or an operator's retry found that a rule now leaves nothing to do (they removed the coupling,
-        # the record left the filter): the recorded error no longer describes the record. An automatic pass
-        # that ignores it (only coupled records, not created) leaves the error for the retry that creates.
+        # the record left the filter, it is gone): the recorded error no longer describes the record. A pass
+        # that ignores it only because it does not create (only coupled records) leaves the error for the
+        # retry, which creates.
         await errors.delete_error(mapping.name, flow.value, result.source_id)
 
 
@@ -153,7 +158,8 @@ async def update_pair(engine: SyncEngine, ctx: RunContext, mapping: TableMapping
     source, target = flow.source, flow.target
     target_id = coupling.id_of(target)
     assert target_id is not None
-    if (not ctx.force and record.etag is not None and record.etag == coupling.etag(source) and succeeded(coupling)):
+    if (not ctx.force and not ctx.recheck and record.etag is not None and record.etag == coupling.etag(source)
+            and succeeded(coupling)):
         # The source is exactly as we last synced (or wrote) it: nothing to carry from it.
         return SyncResult(mapping.name, flow, record.id, Outcome.UNCHANGED, destination_id=target_id,
                           message="unchanged since the last sync")
@@ -193,13 +199,22 @@ async def merge_and_write(engine: SyncEngine, ctx: RunContext, mapping: TableMap
             failure.destination_id = records[target].id
             raise failure
     after = dict(records)
+    raced: set[Side] = set()
     for side in plan.writes:
         payload = for_wire(engine.pack.systems.get(side), expected[side].payload_for(plan.push[side]),
                            records[side].values)
         written = await engine.connector(side).update(mapping.entity(side).entity, records[side].id, payload,
                                                       etag=records[side].etag)
         after[side] = await settled(engine, mapping, side, written)
-    snapshot = {side.value: field_values(mapping, after[side].values, side) for side in Side}
+        if written.etag is not None and after[side].etag not in (None, written.etag):
+            # The read-back found a newer version: someone edited the record right after our write. Its values
+            # must not become the snapshot (their edit would look synced and never travel): keep the values we
+            # wrote over and no etag, so the next sync sees that side changed and merges it.
+            raced.add(side)
+    snapshot = {side.value: field_values(mapping, (records if side in raced else after)[side].values, side)
+                for side in Side}
+    for side in raced:
+        after[side] = dataclasses.replace(after[side], etag=None)
     stale = (plan.writes or snapshot != coupling.snapshot or not succeeded(coupling)
              or any(after[s].etag != coupling.etag(s) for s in Side))
     if stale:

@@ -12,7 +12,7 @@ def test_demo_runs_end_to_end(capsys) -> None:
     assert "Full sync · dry run" in out and "full sync (bc-sales)" in out
     assert "⇒ Sales" in out and "⇒ BC" in out                       # an edit on each side arrived
     assert out.count("echo suppressed") == 3 and "1 echo(es) dropped" in out  # BC, Dataverse and F&O echoes
-    assert "settled for erp (policy erp_wins)" in out and "both sides say Macon" in out
+    assert "settled by policy erp_wins" in out and "for erp (entry" in out and "both sides say Macon" in out
     assert "every process the demo started has stopped" in out
     # Finance and Operations: dual-write, then Prospect to cash, each ending at zero drift.
     flat = " ".join(out.split())  # the console wraps long lines

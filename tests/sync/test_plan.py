@@ -80,7 +80,18 @@ def test_an_unchanged_pair_has_no_candidates_and_a_first_sync_has_all(mapping: T
     assert candidates(mapping, None, {Side.ERP: ERP, Side.CRM: CRM}) == {A, B, UP, BACK}
     assert candidates(mapping, base, {Side.ERP: {**ERP, B: "y"}, Side.CRM: CRM}) == {B}
     # null and "" are the same emptiness: not a change
-    assert candidates(mapping, synced({**ERP, A: None}, CRM), {Side.ERP: {**ERP, A: ""}, Side.CRM: CRM}) == set()
+    assert candidates(mapping, synced({**ERP, A: None}, {**CRM, A: ""}),
+                      {Side.ERP: {**ERP, A: ""}, Side.CRM: {**CRM, A: None}}) == set()
+
+
+def test_a_pair_that_differs_whatever_its_snapshot_says_is_settled_by_the_policy(mapping: TableMapping) -> None:
+    # The snapshot holds the divergence itself (a crossing of the pair's two directions stored it): neither side
+    # "changed" since, yet the plain field A differs. It is a conflict, settled by the policy, not "unchanged".
+    erp, crm = {**ERP, A: "Visby"}, {**CRM, A: "Lund"}
+    assert candidates(mapping, synced(erp, crm), {Side.ERP: erp, Side.CRM: crm}) == {A}
+    p = plan(mapping, synced(erp, crm), erp, crm, policy=ConflictPolicy.ERP_WINS)
+    assert p.push[Side.CRM] == {A} and not p.push[Side.ERP]
+    assert [(c.field, c.winner) for c in p.conflicts] == [(A, Side.ERP)]
 
 
 def test_different_fields_changed_on_both_sides_both_travel(mapping: TableMapping) -> None:
