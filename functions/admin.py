@@ -27,11 +27,11 @@ import azure.functions as func
 
 from shared.admin import conflicts, ops
 from shared.admin import params as p
-from shared.admin.identity import Access, Caller, authorise, identify, load_auth
+from shared.admin.identity import Access, Caller, authorise, identify
 from shared.admin.params import AdminError
 from shared.app_runtime import current
 from shared.mapping import PackError, Side
-from shared.settings import SettingsError
+from shared.settings import SettingsError, load_auth
 from shared.state.jobs import acting_as
 from shared.sync import SyncEngine
 

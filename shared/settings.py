@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -41,6 +41,9 @@ def _split_ids(value: Any) -> Any:
 
 class _Group(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+G = TypeVar("G", bound=_Group)
 
 
 class StorageSettings(_Group):
@@ -380,15 +383,23 @@ def _problems(exc: ValidationError) -> list[tuple[str, str]]:
     return problems
 
 
-def load_schedules(environ: Mapping[str, str] | None = None) -> ScheduleSettings:
-    """Only the `DUALSYNC_SCHEDULES__*` settings: the timers' schedules are needed when the functions are
-    indexed, before (and whether or not) the connection settings are complete."""
+def load_group(group: str, model: type[G], environ: Mapping[str, str] | None = None) -> G:
+    """Only the `DUALSYNC_<GROUP>__*` settings, for what is needed when the functions are indexed (timer
+    schedules, the admin routes' auth level), before (and whether or not) the other settings are complete."""
     env = os.environ if environ is None else environ
-    prefix = f"{ENV_PREFIX}SCHEDULES{NESTED}"
+    prefix = f"{ENV_PREFIX}{group.upper()}{NESTED}"
     values = {key[len(prefix):].lower(): value for key, value in env.items() if key.upper().startswith(prefix)}
     try:
-        return ScheduleSettings(**values)
+        return model(**values)
     except ValidationError as exc:
-        raise SettingsError([(env_name(("schedules", *(str(p) for p in err["loc"]))),
+        raise SettingsError([(env_name((group, *(str(p) for p in err["loc"]))),
                               err["msg"].removeprefix("Value error, "))
                              for err in exc.errors(include_input=False, include_url=False)]) from None
+
+
+def load_schedules(environ: Mapping[str, str] | None = None) -> ScheduleSettings:
+    return load_group("schedules", ScheduleSettings, environ)
+
+
+def load_auth(environ: Mapping[str, str] | None = None) -> AuthSettings:
+    return load_group("auth", AuthSettings, environ)

@@ -20,16 +20,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from pydantic import ValidationError
-
 from shared.admin.params import AdminError
-from shared.settings import ENV_PREFIX, NESTED, AuthSettings, SettingsError, env_name
 
 OPERATOR_ROLE = "DualSync.Operator"
 VIEWER_ROLE = "DualSync.Viewer"
@@ -66,19 +62,6 @@ class Caller:
         if OPERATOR_ROLE in self.roles:
             return True
         return access is Access.READ and VIEWER_ROLE in self.roles
-
-
-def load_auth(environ: Mapping[str, str] | None = None) -> AuthSettings:
-    """Only the `DUALSYNC_AUTH__*` settings: the admin routes' host auth level is decided when the functions
-    are indexed, before (and whether or not) the other settings are complete."""
-    env = os.environ if environ is None else environ
-    prefix = f"{ENV_PREFIX}AUTH{NESTED}"
-    values = {key[len(prefix):].lower(): value for key, value in env.items() if key.upper().startswith(prefix)}
-    try:
-        return AuthSettings(**values)
-    except ValidationError as exc:
-        raise SettingsError([(env_name(("auth", *(str(p) for p in err["loc"]))), err["msg"])
-                             for err in exc.errors(include_input=False, include_url=False)]) from None
 
 
 def unauthenticated(message: str) -> AdminError:

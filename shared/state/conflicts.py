@@ -30,7 +30,7 @@ from azure.data.tables.aio import TableClient
 from shared.http.redact import Redactor
 from shared.mapping.types import Side
 from shared.state.exceptions import ConcurrentUpdate, NotFound
-from shared.state.keys import aware, decode_key, encode_key, pack_json, read_time, unpack_json
+from shared.state.keys import aware, decode_key, encode_key, pack_json, purge_before, read_time, unpack_json
 
 UPDATE, DELETION = "update", "deletion"
 MAX_TRANSACTION = 100  # Table storage: operations per entity-group transaction
@@ -190,13 +190,7 @@ class ConflictStore:
 
     async def purge_conflicts(self, older_than: dt.timedelta, *, now: dt.datetime | None = None) -> int:
         """Delete entries settled before now − `older_than`; returns how many."""
-        cutoff = (aware(now, "now") or dt.datetime.now(dt.UTC)) - older_than
-        removed = 0
-        async for entity in self.table.query_entities("at lt @cutoff", parameters={"cutoff": cutoff},
-                                                      select=["PartitionKey", "RowKey"]):
-            await self.table.delete_entity(entity["PartitionKey"], entity["RowKey"])
-            removed += 1
-        return removed
+        return await purge_before(self.table, "at", older_than, now)
 
     def _stored(self, value: Any) -> tuple[Any, bool]:
         """The value as stored (redacted, JSON types only) and whether that is the value itself."""

@@ -23,7 +23,7 @@ from azure.data.tables.aio import TableClient
 
 from shared.http.redact import Redactor
 from shared.state.exceptions import ConcurrentUpdate, NotFound
-from shared.state.keys import MAX_TEXT_CHARS, aware, decode_key, encode_key, read_time
+from shared.state.keys import MAX_TEXT_CHARS, aware, decode_key, encode_key, purge_before, read_time
 
 MAX_MESSAGE_CHARS = 4000
 
@@ -161,13 +161,7 @@ class ErrorStore:
 
     async def purge_errors(self, older_than: dt.timedelta, *, now: dt.datetime | None = None) -> int:
         """Delete errors last seen before now − `older_than`; returns how many."""
-        cutoff = (aware(now, "now") or dt.datetime.now(dt.UTC)) - older_than
-        removed = 0
-        async for entity in self.table.query_entities("last_seen lt @cutoff", parameters={"cutoff": cutoff},
-                                                      select=["PartitionKey", "RowKey"]):
-            await self.table.delete_entity(entity["PartitionKey"], entity["RowKey"])
-            removed += 1
-        return removed
+        return await purge_before(self.table, "last_seen", older_than, now)
 
     async def _set_skipped(self, mapping: str, direction: str, source_id: str, skipped: bool) -> ErrorRecord:
         record = await self.get_error(mapping, direction, source_id)

@@ -28,7 +28,7 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from shared.state.exceptions import ConcurrentUpdate, NotFound
-from shared.state.keys import aware, decode_key, encode_key, read_time
+from shared.state.keys import aware, decode_key, encode_key, purge_before, read_time
 
 COUNTERS = ("inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled", "uncoupled")
 MAX_INCREMENT_TRIES = 100
@@ -167,10 +167,4 @@ class JobStore:
 
     async def purge_jobs(self, older_than: dt.timedelta, *, now: dt.datetime | None = None) -> int:
         """Delete jobs started before now − `older_than`; returns how many."""
-        cutoff = (aware(now, "now") or dt.datetime.now(dt.UTC)) - older_than
-        removed = 0
-        async for entity in self.table.query_entities("started_at lt @cutoff", parameters={"cutoff": cutoff},
-                                                      select=["PartitionKey", "RowKey"]):
-            await self.table.delete_entity(entity["PartitionKey"], entity["RowKey"])
-            removed += 1
-        return removed
+        return await purge_before(self.table, "started_at", older_than, now)

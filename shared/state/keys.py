@@ -18,6 +18,8 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
+from azure.data.tables.aio import TableClient
+
 from shared.state.exceptions import InvalidKey, ValueTooLarge
 
 MAX_KEY_LENGTH = 1000       # service limit is 1 KiB; keep a margin for the `erp:` style prefixes
@@ -66,6 +68,18 @@ def aware(value: dt.datetime | None, what: str) -> dt.datetime | None:
     if not isinstance(value, dt.datetime) or value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{what} must be a timezone-aware datetime, got {value!r}")
     return value.astimezone(dt.UTC)
+
+
+async def purge_before(table: TableClient, field: str, older_than: dt.timedelta, now: dt.datetime | None) -> int:
+    """Delete the rows of `table` whose datetime `field` is before now − `older_than`; returns how many (the
+    history tables' retention: jobs by start, errors by last seen, conflicts by settlement)."""
+    cutoff = (aware(now, "now") or dt.datetime.now(dt.UTC)) - older_than
+    removed = 0
+    async for entity in table.query_entities(f"{field} lt @cutoff", parameters={"cutoff": cutoff},
+                                             select=["PartitionKey", "RowKey"]):
+        await table.delete_entity(entity["PartitionKey"], entity["RowKey"])
+        removed += 1
+    return removed
 
 
 def read_time(value: Any) -> dt.datetime | None:

@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 
-from shared.admin.identity import OPERATOR_ROLE, VIEWER_ROLE, load_auth
+from shared.admin.identity import OPERATOR_ROLE, VIEWER_ROLE
 from shared.app_runtime import AppRuntime, install
 from shared.cli.remote import AdminClient, RemoteError
 from shared.mapping import Side, load_pack
-from shared.settings import SettingsError
+from shared.settings import SettingsError, load_auth
 from shared.state import encode_key
 from tests.functions.runtime import app_settings, installed
 from tests.sync import conftest as fixtures

@@ -8,12 +8,15 @@ from typing import Any
 
 import pytest
 
+from shared.http.retry import RetryPolicy
 from shared.mapping import Side, System
 from shared.mapping.engine import NIL_GUID
 from shared.sync import Outcome
 from shared.sync.wire import for_wire
 from tests.sync.conftest import World, bc_customer, coupled_customer
 from tests.sync.test_mappings import bc_contact
+
+IMPATIENT = RetryPolicy(max_attempts=1, max_elapsed=1.0, base_delay=0.0, max_delay=0.0, rate_limit_base=0.0)
 
 
 async def crashed_reservation(world: World, customer_id: str) -> None:
@@ -72,7 +75,7 @@ async def test_a_create_that_failed_leaves_no_reservation_behind(world: World) -
     await world.couple_salespeople()
     customer = await bc_customer(world)
     await world.dv.configure(faults={"error_ratio": 1.0, "error_status": 500})
-    impatient = world.engine_with(impatient_retry(world), reservation_wait=0.2)
+    impatient = world.engine_with(IMPATIENT, reservation_wait=0.2)
     failed = await impatient.sync_record("customers", "to_crm", customer["id"], create=True)
     assert failed.outcome is Outcome.FAILED and failed.retryable
     assert await world.coupling("customers", Side.ERP, customer["id"]) is None  # released, not left pending
@@ -80,11 +83,6 @@ async def test_a_create_that_failed_leaves_no_reservation_behind(world: World) -
     again = await impatient.sync_record("customers", "to_crm", customer["id"], create=True)
     assert again.outcome is Outcome.INSERTED, again.message  # at once, not "another worker is creating"
     assert await world.state.errors.find_error("customers", "to_crm", customer["id"]) is None
-
-
-def impatient_retry(world: World) -> Any:
-    from shared.http.retry import RetryPolicy
-    return RetryPolicy(max_attempts=1, max_elapsed=1.0, base_delay=0.0, max_delay=0.0, rate_limit_base=0.0)
 
 
 class Crash(BaseException):
