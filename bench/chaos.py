@@ -89,6 +89,7 @@ class Thing:
     parent: str | None = None     # contacts: the customer's natural key
     deleted: Side | None = None
     last: dict[Side, dict[str, Any]] = field(default_factory=lambda: {Side.ERP: {}, Side.CRM: {}})
+    history: list[tuple[float, Side, str, Any]] = field(default_factory=list)  # (monotonic, side, field, value)
 
 
 @dataclass
@@ -155,6 +156,7 @@ class People:
         self.serial = 0
         self.tally = Tally()
         self.currency: str | None = None
+        self.started = time.monotonic()
 
     def _key(self, table: Table) -> str:
         self.serial += 1
@@ -199,6 +201,7 @@ class People:
             name = erp_name if side is Side.ERP else crm_name
             if name in values:
                 thing.last[side][erp_name] = values[name]
+                thing.history.append((time.monotonic(), side, erp_name, values[name]))
         self.things.append(thing)
 
     async def edit(self, thing: Thing, side: Side, count: int = 1) -> bool:
@@ -213,6 +216,7 @@ class People:
             else:
                 await self.sb.dv_edit(thing.table.crm, row[thing.table.crm_id], {crm_name: value or None})
             thing.last[side][erp_name] = value
+            thing.history.append((time.monotonic(), side, erp_name, value))
         return True
 
     async def delete(self, thing: Thing, side: Side) -> None:
@@ -421,8 +425,10 @@ async def judge(sb: Sandbox, people: People, converge_s: float, rounds: int) -> 
                     continue
                 wrote = [blank(thing.last[s][erp_name]) for s in Side if erp_name in thing.last[s]]
                 if wrote and ev not in wrote:
+                    edits = [f"{s.value}={v!r}@{t - people.started:.2f}s" for t, s, n, v in thing.history
+                             if n == erp_name][-6:]
                     lost.append(f"{table.mapping} {key}.{erp_name}: both sides hold {ev!r}, people last wrote "
-                                f"{' / '.join(repr(w) for w in wrote)}")
+                                f"{' / '.join(repr(w) for w in wrote)} (edits: {', '.join(edits)})")
     return Verdict(pairs, records, divergent, duplicates, lost, orphans, converge_s, rounds, errors)
 
 
@@ -447,10 +453,9 @@ async def run(operations: int, records: int, seed: int, *, restarts: int | None 
 
 
 def render(verdict: Verdict, tally: Tally, total_s: float, operations: int, seed: int) -> str:
-    injected = ", ".join(f"{side}: {d.get('dropped', 0)} dropped, {d.get('duplicated', 0)} duplicated, "
-                         f"{d.get('delayed', 0)} delayed of {d.get('deliveries', 0)}"
-                         for side, d in ((s, a.get("delivery_counts") or a.get("counts") or a)
-                                         for s, a in tally.injected.items()))
+    injected = ", ".join(f"{side}: {d['dropped']} dropped, {d['duplicated']} duplicated, {d['delayed']} delayed "
+                         f"of {d['deliveries']}"
+                         for side, d in ((s, a["delivery_counts"]) for s, a in tally.injected.items()))
     lines = [
         "| operations | seed | records judged | coupled pairs | divergent | duplicates | lost updates | orphans | "
         "converged in | catch-up rounds | error records left | run |",

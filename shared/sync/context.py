@@ -69,6 +69,9 @@ class RunContext:
     # last synced it"): after a concurrent change (the pair's two directions may have crossed), and in the
     # modified-records sync, the catch-up that must find and repair a pair left divergent.
     recheck: bool = False
+    # Field values (per side, by field key) this record's sync wrote before losing the race to store the
+    # coupling: on the retry they count as synced, not as changes (shared.sync.record.with_own_writes).
+    written: dict[Side, dict[str, Any]] = field(default_factory=dict)
 
     def for_record(self) -> RunContext:
         """A copy for one record (its own dependency list; caches shared with the run)."""

@@ -37,6 +37,16 @@ async def counterpart_gone(engine: SyncEngine, ctx: RunContext, mapping: TableMa
     return await _apply(engine, ctx, mapping, flow, coupling, deleted=flow.target, survivor=record)
 
 
+async def _reported_from_the_other_side(engine: SyncEngine, mapping: TableMapping, flow: Direction,
+                                        coupling: Coupling) -> str | None:
+    """The error id under which the other direction already reports this pair's deletion conflict, if any."""
+    other_flow, other_id = Direction.from_source(flow.target), coupling.id_of(flow.target) or ""
+    twin = await engine.state.errors.find_error(mapping.name, other_flow.value, other_id)
+    if twin is not None and twin.message.startswith("deletion conflict"):
+        return twin.error_id
+    return None
+
+
 async def _apply(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction, coupling: Coupling,
                  *, deleted: Side, survivor: Record | None) -> SyncResult:
     source_id = coupling.id_of(flow.source) or ""
@@ -48,6 +58,10 @@ async def _apply(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flo
                         message=why)
     couplings = engine.state.couplings
     if action is DeletionAction.FAIL:
+        if (twin := await _reported_from_the_other_side(engine, mapping, flow, coupling)) is not None:
+            # One deletion, one error: the pass from the other side (the catch-up reads both) already has it.
+            result.outcome, result.message = Outcome.IGNORED, f"{why} — on record as error {twin}"
+            return result
         raise DeletionConflict(why, destination_id=coupling.id_of(flow.target))
     if action is DeletionAction.REMOVE_COUPLING:
         await couplings.delete_coupling(coupling)

@@ -70,7 +70,7 @@ async def sync_direction(engine: SyncEngine, mapping: TableMapping, side: Side, 
     since = watermark - engine.options.overlap if watermark is not None else None
     text = None if by_content else source_filter(mapping, side, modified_field=modified_field, modified_since=since)
     job = await state.jobs.start_job(mapping.name, direction=flow.value, trigger=trigger, started_at=run_start)
-    ctx = RunContext(job_id=job.job_id)
+    ctx = RunContext(job_id=job.job_id, recheck=True)  # the catch-up looks at both sides of every pair it reads
     run = ModifiedRun(mapping.name, flow, job.job_id, since, None, Tally())
     seen: set[str] = set()
     hold_back: list[dt.datetime | None] = []

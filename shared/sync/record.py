@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.connectors import (
     ConcurrencyConflict,
@@ -24,7 +24,7 @@ from shared.connectors import (
     Record,
     TransientError,
 )
-from shared.mapping import Direction, Side, Snapshot, TableMapping, field_values, matches, read_name
+from shared.mapping import Direction, Side, Snapshot, TableMapping, field_values, matches, read_name, same
 from shared.state import ConcurrentUpdate, Coupling
 from shared.sync import companies, conflicts, create, deletes
 from shared.sync.context import RunContext
@@ -55,11 +55,12 @@ async def sync_one(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, f
         try:
             result = await _reconcile(engine, ctx, mapping, flow, source_id, record)
             break
-        except (ConcurrencyConflict, ConcurrentUpdate):
+        except (ConcurrencyConflict, ConcurrentUpdate) as exc:
             # Another writer got in between: read everything again and decide again — both sides, whatever the
-            # etags say (the two directions of one pair run in different sessions and may have crossed).
+            # etags say (the two directions of one pair run in different sessions and may have crossed). What
+            # we wrote before losing the race to store the coupling is ours, not a person's change.
             record = None
-            ctx = dataclasses.replace(ctx, recheck=True)
+            ctx = dataclasses.replace(ctx, recheck=True, written=merge_written(ctx.written, exc))
         except SyncFailure as exc:
             result = _failed(mapping, flow, source_id, exc.message, exc.detail, exc.retryable, exc.destination_id)
             break
@@ -125,7 +126,7 @@ async def _reconcile(engine: SyncEngine, ctx: RunContext, mapping: TableMapping,
                                    select=engine.select(mapping, source))
         if record is None:
             return await deletes.source_gone(engine, ctx, mapping, flow, source_id)
-    if not ctx.force and engine.options.is_integration_user(source, record.modified_by):
+    if not ctx.force and not ctx.recheck and engine.options.is_integration_user(source, record.modified_by):
         return SyncResult(mapping.name, flow, source_id, Outcome.UNCHANGED,
                           message="last changed by the integration user: an echo of our own write")
     if (why := await companies.outside(engine, ctx, mapping, source, record.values)) is not None:
@@ -146,6 +147,27 @@ async def _reconcile(engine: SyncEngine, ctx: RunContext, mapping: TableMapping,
         return await create.create_counterpart(engine, ctx, mapping, flow, record, reserved=coupling,
                                                earlier=earlier)
     return await update_pair(engine, ctx, mapping, flow, record, coupling)
+
+
+def merge_written(earlier: dict[Side, dict[str, Any]], exc: Exception) -> dict[Side, dict[str, Any]]:
+    """The field values this sync wrote, so far (attached to the `ConcurrentUpdate` that lost the coupling)."""
+    written: dict[Side, dict[str, Any]] = getattr(exc, "written", None) or {}
+    return {side: {**earlier.get(side, {}), **written.get(side, {})} for side in {*earlier, *written}}
+
+
+def with_own_writes(base: Snapshot | None, written: dict[Side, dict[str, Any]],
+                    values: dict[Side, dict[str, Any]]) -> Snapshot | None:
+    """The base of a merge retried after our coupling update lost a race: a field that still holds the value we
+    wrote counts as synced on that side (else our own write would look like a person's change and, with the
+    policy on its side, overwrite the change the other writer was carrying)."""
+    if base is None or not written:
+        return base
+    sides = {side: dict(base.side(side)) for side in Side}
+    for side, fields in written.items():
+        for key, value in fields.items():
+            if same(values[side].get(key), value):
+                sides[side][key] = value
+    return Snapshot(erp=sides[Side.ERP], crm=sides[Side.CRM])
 
 
 def succeeded(coupling: Coupling) -> bool:
@@ -175,8 +197,8 @@ async def merge_and_write(engine: SyncEngine, ctx: RunContext, mapping: TableMap
     """Three-way merge of a coupled pair against the coupling's snapshot; write what each side must receive
     (If-Match), then store the new snapshot. Returns MODIFIED when anything was written, else UNCHANGED."""
     source, target = flow.source, flow.target
-    base = Snapshot(**coupling.snapshot) if coupling.snapshot else None
     values = {side: field_values(mapping, records[side].values, side) for side in Side}
+    base = with_own_writes(Snapshot(**coupling.snapshot) if coupling.snapshot else None, ctx.written, values)
     keys = candidates(mapping, base, values)
     expected: dict[Side, Expected] = {}
     # A first sync (no base) goes one way: what the source side "should" hold is not needed.
@@ -219,7 +241,11 @@ async def merge_and_write(engine: SyncEngine, ctx: RunContext, mapping: TableMap
              or any(after[s].etag != coupling.etag(s) for s in Side))
     if stale:
         stamp(engine, ctx, coupling, snapshot, after)
-        await engine.state.couplings.update_coupling(coupling)
+        try:
+            await engine.state.couplings.update_coupling(coupling)
+        except ConcurrentUpdate as exc:
+            exc.written = {side: snapshot[side.value] for side in plan.writes if side not in raced}  # type: ignore[attr-defined]
+            raise
     # Stored once the settlement is written: a merge retried after a concurrent change records nothing twice.
     await conflicts.remember(engine, ctx, mapping, after, plan.conflicts)
     return SyncResult(mapping.name, flow, records[source].id, Outcome.MODIFIED if plan.writes else Outcome.UNCHANGED,

@@ -7,18 +7,11 @@ orphan — and every error record left must name a rule an operator can act on, 
 
 from __future__ import annotations
 
-import pytest
-
 from bench.chaos import render, run
 
 OPERATIONS, RECORDS, SEED = 1000, 80, 11
 
 
-# Known and open (issue 13): a contacts pair the storm leaves divergent is skipped by the catch-up's shortcuts
-# ("last changed by the integration user", "etag unchanged"). With the modified sync looking at both sides of
-# every pair it reads (RunContext.recheck) this run ends 0/0/0/0, but that change still breaks the modified
-# and deletion tests' expectations; until it lands the harness reports the divergence instead of hiding it.
-@pytest.mark.xfail(reason="issue 13: catch-up shortcuts leave a crossed contacts pair divergent", strict=False)
 async def test_a_thousand_operations_under_faults_converge_with_nothing_lost() -> None:
     verdict, tally, total = await run(OPERATIONS, RECORDS, SEED)
     report = render(verdict, tally, total, OPERATIONS, SEED)

@@ -20,7 +20,10 @@ async def test_both_directions_are_synced_and_a_second_run_writes_nothing(world:
     start = world.engine.options.clock()
     to_crm, to_erp = await world.engine.sync_modified("customers", now=start)
     assert (to_crm.direction, to_erp.direction) == (Direction.TO_CRM, Direction.TO_ERP)
-    assert to_crm.counts.get("modified") == 1 and to_erp.counts.get("modified") == 1, (to_crm.counts, to_erp.counts)
+    # Each pass looks at both sides of every pair it reads (the catch-up must repair a pair whatever the
+    # shortcuts say), so the Sales edit of `other` may already travel in the to_crm pass: two writes in all.
+    modified = to_crm.counts.get("modified", 0) + to_erp.counts.get("modified", 0)
+    assert modified == 2 and to_crm.counts.get("modified"), (to_crm.counts, to_erp.counts)
     assert not to_crm.failures and not to_erp.failures
     assert (await world.dv.row("accounts", account_id))["address1_city"] == "Kiruna"
     assert (await world.bc.row("customers", other["id"]))["phoneNumber"] == "+46 980 1"
@@ -28,7 +31,7 @@ async def test_both_directions_are_synced_and_a_second_run_writes_nothing(world:
     for direction in ("to_crm", "to_erp"):
         assert await world.state.watermarks.get_watermark("customers", direction) == start
     job = await world.state.jobs.get_job("customers", to_crm.job_id)
-    assert (job.status, job.trigger, job.counts["modified"]) == ("finished", "schedule", 1)
+    assert (job.status, job.trigger, job.counts["modified"]) == ("finished", "schedule", to_crm.counts["modified"])
 
     mark = world.traffic.mark()
     again = await world.engine.sync_modified("customers")

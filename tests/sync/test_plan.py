@@ -20,6 +20,7 @@ from shared.sync import (
     plan_sync,
     settle,
 )
+from shared.sync.record import with_own_writes
 
 PACK = """
 name: t
@@ -237,3 +238,18 @@ def test_applying_a_plan_converges_and_its_echo_plans_nothing(base_erp: dict, er
     assert values[Side.ERP][BACK] == values[Side.CRM][BACK]
     if base is not None:
         assert (values[Side.ERP][A] or None) == (values[Side.CRM][A] or None)
+
+
+def test_our_own_write_that_lost_the_coupling_race_is_not_a_change(mapping: TableMapping) -> None:
+    # We wrote A = "" to the ERP (carrying a Sales edit), then another writer stored the coupling first with
+    # A = "x" on both sides; meanwhile a person set A = "y" in Sales. Retried, our "" is ours, not the ERP's
+    # change: the person's "y" travels, erp_wins does not overwrite it with our "".
+    base = synced({**ERP, A: "x"}, {**CRM, A: "x"})
+    erp, crm = {**ERP, A: ""}, {**CRM, A: "y"}
+    blind = plan(mapping, base, erp, crm, policy=ConflictPolicy.ERP_WINS)
+    assert blind.push[Side.CRM] == {A}  # without knowing it was ours: the ERP "wins" with our own write
+    knowing = with_own_writes(base, {Side.ERP: {A: ""}}, {Side.ERP: erp, Side.CRM: crm})
+    p = plan(mapping, knowing, erp, crm, policy=ConflictPolicy.ERP_WINS)
+    assert p.push[Side.ERP] == {A} and not p.push[Side.CRM] and p.conflicts == []
+    # A value we wrote that a person has changed since is theirs again.
+    assert with_own_writes(base, {Side.ERP: {A: "old"}}, {Side.ERP: erp, Side.CRM: crm}) == base
