@@ -121,6 +121,7 @@ async def get_or_none(connector: Connector, entity: str, record_id: str, *,
 async def _reconcile(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction, source_id: str,
                      record: Record | None) -> SyncResult:
     source = flow.source
+    listed = record is not None  # read with a page of a listing, maybe a while ago (full / modified sync)
     if record is None:
         record = await get_or_none(engine.connector(source), mapping.entity(source).entity, source_id,
                                    select=engine.select(mapping, source))
@@ -146,7 +147,7 @@ async def _reconcile(engine: SyncEngine, ctx: RunContext, mapping: TableMapping,
             earlier = error.first_seen
         return await create.create_counterpart(engine, ctx, mapping, flow, record, reserved=coupling,
                                                earlier=earlier)
-    return await update_pair(engine, ctx, mapping, flow, record, coupling)
+    return await update_pair(engine, ctx, mapping, flow, record, coupling, listed=listed)
 
 
 def merge_written(earlier: dict[Side, dict[str, Any]], exc: Exception) -> dict[Side, dict[str, Any]]:
@@ -175,7 +176,7 @@ def succeeded(coupling: Coupling) -> bool:
 
 
 async def update_pair(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction, record: Record,
-                      coupling: Coupling) -> SyncResult:
+                      coupling: Coupling, *, listed: bool = False) -> SyncResult:
     """The source record is coupled: read its counterpart and bring both in step."""
     source, target = flow.source, flow.target
     target_id = coupling.id_of(target)
@@ -189,11 +190,12 @@ async def update_pair(engine: SyncEngine, ctx: RunContext, mapping: TableMapping
                                     select=engine.select(mapping, target))
     if counterpart is None:
         return await deletes.counterpart_gone(engine, ctx, mapping, flow, record, coupling)
-    return await merge_and_write(engine, ctx, mapping, flow, coupling, {source: record, target: counterpart})
+    return await merge_and_write(engine, ctx, mapping, flow, coupling, {source: record, target: counterpart},
+                                 listed=listed)
 
 
 async def merge_and_write(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction,
-                          coupling: Coupling, records: dict[Side, Record]) -> SyncResult:
+                          coupling: Coupling, records: dict[Side, Record], *, listed: bool = False) -> SyncResult:
     """Three-way merge of a coupled pair against the coupling's snapshot; write what each side must receive
     (If-Match), then store the new snapshot. Returns MODIFIED when anything was written, else UNCHANGED."""
     source, target = flow.source, flow.target
@@ -220,6 +222,13 @@ async def merge_and_write(engine: SyncEngine, ctx: RunContext, mapping: TableMap
         if (failure := expected[side].failure(plan.errors[side]) if side in expected else None) is not None:
             failure.destination_id = records[target].id
             raise failure
+    if listed and target in plan.writes:
+        # The source came with a page read a while ago; its values are about to overwrite the target (guarded by
+        # the target's etag only). Stale, they would undo a change made since: check, and decide again if so.
+        now = await get_or_none(engine.connector(source), mapping.entity(source).entity, records[source].id,
+                                select=engine.select(mapping, source))
+        if now is None or now.etag != records[source].etag:
+            raise ConcurrencyConflict(f"the {source.value} record changed since it was listed")
     after = dict(records)
     raced: set[Side] = set()
     for side in plan.writes:

@@ -6,7 +6,8 @@ import asyncio
 
 from shared.mapping import Direction, Side
 from shared.sync import Outcome
-from tests.sync.conftest import World, bc_customer, crm_account
+from shared.sync.context import RunContext
+from tests.sync.conftest import World, bc_customer, coupled_customer, crm_account
 
 
 async def test_a_new_bc_customer_creates_one_account_with_lookups_bound(world: World) -> None:
@@ -120,3 +121,21 @@ async def test_different_fields_edited_on_both_sides_both_survive(world: World) 
     assert (await world.engine.sync_record("customers", "to_erp", account_id, force=True)).writes == 0
     assert (await world.engine.sync_record("customers", "to_crm", customer["id"], force=True)).writes == 0
     assert world.traffic.writes_since(mark) == []
+
+
+async def test_a_record_listed_before_a_newer_change_does_not_undo_it(world: World) -> None:
+    # A full or modified sync read the customer with a page; before it got to the record, the page's value
+    # travelled by webhook and a person changed the account after it. The listed (stale) customer must not
+    # overwrite the newer account value: it is read again first.
+    customer, account_id = await coupled_customer(world)
+    await world.bc.edit("customers", customer["id"], {"city": "Borås"})
+    mapping = world.pack.mapping("customers")
+    listed = await world.engine.connector(Side.ERP).get("customers", customer["id"],
+                                                        select=world.engine.select(mapping, Side.ERP))
+    assert (await world.engine.sync_record("customers", "to_crm", customer["id"])).outcome is Outcome.MODIFIED
+    await world.dv.edit("accounts", account_id, {"address1_city": "Gävle"})
+    assert (await world.engine.sync_record("customers", "to_erp", account_id)).outcome is Outcome.MODIFIED
+    result = await world.engine.sync_in_context(RunContext(), mapping, Direction.TO_CRM, customer["id"], listed)
+    assert result.ok, result.message
+    assert (await world.dv.row("accounts", account_id))["address1_city"] == "Gävle"
+    assert (await world.bc.row("customers", customer["id"]))["city"] == "Gävle"
