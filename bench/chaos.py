@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import datetime as dt
 import random
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -98,6 +99,7 @@ class Tally:
     failed_operations: int = 0
     host_restarts: int = 0
     injected: dict[str, Any] = field(default_factory=dict)
+    backlog: int = 0   # messages queued or scheduled when the storm ended
 
 
 @dataclass
@@ -337,18 +339,26 @@ async def storm(sb: Sandbox, people: People, operations: int, seed: int, *, rest
     await asyncio.gather(*pending)
 
 
+DRAIN_S = 3600.0
+
+
+def progress(text: str) -> None:
+    print(f"[chaos {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
 async def quiesce(sb: Sandbox, *, max_rounds: int = 8) -> tuple[float, int]:
     """Faults off; wait for the queue, then the product's own catch-up until a round changes nothing."""
     await configure(sb, {**CALM, **OPEN}, 0)
     started = time.monotonic()
     rounds = 0
     for rounds in range(1, max_rounds + 1):  # noqa: B007 - the count is reported
-        await sb.settle(timeout=300)
+        # The storm's backlog drains first (at 10 000 operations it takes minutes): part of converging.
+        await sb.settle(timeout=DRAIN_S)
         before = await _fingerprint(sb)
         await sb.fire("timer_modified_sync")
         await sb.fire("timer_retry_failed")
         await asyncio.sleep(0.5)  # the echoes of catch-up writes arrive as webhooks
-        await sb.settle(timeout=300)
+        await sb.settle(timeout=DRAIN_S)
         if await _fingerprint(sb) == before:
             break
     return time.monotonic() - started, rounds
@@ -441,13 +451,17 @@ async def run(operations: int, records: int, seed: int, *, restarts: int | None 
                            dataverse_delay_ms=20, register_webhooks=False) as sb:
             people = People(sb, rng, Stores(sb), prefix=f"K{seed % 100:02d}")
             await prepare(sb, people, records)
+            progress(f"prepared {len(people.things)} records")
             await sb.register_webhooks()
             await configure(sb, {**STORM, **THROTTLE}, seed)
             await full_sync_interrupted(sb, MAPPINGS, after_s=1.0)
             await storm(sb, people, operations, seed,
                         restarts=restarts if restarts is not None else max(1, operations // 2500))
             people.tally.injected = await configure(sb, {}, 0)
+            people.tally.backlog = sb.queue.active_count + len(sb.queue.scheduled)
+            progress(f"storm over after {time.monotonic() - started:.0f} s; {people.tally.backlog} message(s) queued")
             converge_s, rounds = await quiesce(sb)
+            progress(f"quiet after {converge_s:.0f} s ({rounds} catch-up rounds); judging")
             verdict = await judge(sb, people, converge_s, rounds)
     return verdict, people.tally, time.monotonic() - started
 
@@ -465,8 +479,12 @@ def render(verdict: Verdict, tally: Tally, total_s: float, operations: int, seed
         f"{verdict.rounds} | {sum(verdict.error_records.values())} | {total_s:.0f} s |",
         "",
         f"Operations: {dict(tally.operations)}; refused by the emulators (record gone meanwhile): "
-        f"{tally.failed_operations}; host restarts: {tally.host_restarts}. Webhook deliveries: {injected}.",
+        f"{tally.failed_operations}; host restarts: {tally.host_restarts}; queue backlog when the storm ended: "
+        f"{tally.backlog} message(s). Webhook deliveries: {injected}.",
     ]
+    if verdict.error_records:
+        lines.append("Error records left (each names the rule that stops it; the sandbox's seed data holds records "
+                     "the pack cannot sync, e.g. salespeople with no Sales user):")
     lines += [f"- error record ({n}×): {text}" for text, n in verdict.error_records.most_common(8)]
     for label, items in (("divergent", verdict.divergent), ("duplicates", verdict.duplicates),
                          ("lost", verdict.lost), ("orphans", verdict.orphans)):

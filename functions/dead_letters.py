@@ -20,6 +20,6 @@ bp = func.Blueprint()
 @bp.service_bus_queue_trigger(arg_name="msg", queue_name=f"%{QUEUE_SETTING}%/$deadletterqueue",
                               connection=CONNECTION, is_sessions_enabled=False)
 async def dead_letters(msg: func.ServiceBusMessage) -> None:
-    letter = DeadLetter(msg.get_body(), msg.message_id or "", getattr(msg, "dead_letter_reason", None),
-                        getattr(msg, "dead_letter_error_description", None), msg.delivery_count)
+    letter = DeadLetter(msg.get_body(), msg.message_id or "", msg.dead_letter_reason,
+                        msg.dead_letter_error_description, msg.delivery_count)
     await record_dead_letter((await current().engine()).state.errors, letter)
