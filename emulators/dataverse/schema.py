@@ -18,9 +18,14 @@ class Attr:
     type: str  # string | int | bigint | decimal | money | bool | datetime | guid | option | lookup
     targets: tuple[str, ...] = ()  # lookups: logical names of the tables it may point at
     options: tuple[int, ...] = ()  # option sets: valid values (empty = not checked)
+    labels: tuple[str, ...] = ()  # option sets: the user-language label of each value in `options`, same order
     read_only: bool = False
     # Customer/owner-style lookups bind through one navigation property per target: `parentcustomerid_account`.
     polymorphic: bool = False
+
+    def label(self, value: int) -> str | None:
+        """The option's label (what `…@OData.Community.Display.V1.FormattedValue` and the metadata show)."""
+        return dict(zip(self.options, self.labels, strict=False)).get(value)
 
     @property
     def field(self) -> str:
@@ -83,14 +88,17 @@ def _a(spec: str) -> list[Attr]:
 
 _ADDRESS = ("address1_line1 address1_line2 address1_city address1_stateorprovince address1_postalcode "
             "address1_country address1_telephone1")
-# Option set values from the table references (account.customertypecode 3 = Customer; paymenttermscode
-# 1 = Net 30, 2 = 2% 10 Net 30, 3 = Net 45, 4 = Net 60; freight terms 1 = FOB, 2 = No Charge; shipping
-# method 1 Airborne … 7 Will Call; product type 1 Sales Inventory, 2 Miscellaneous Charges, 3 Services,
-# 4 Flat Fees).
-CUSTOMER_TYPES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12)
-PAYMENT_TERMS = (1, 2, 3, 4)
-FREIGHT_TERMS = (1, 2)
-SHIPPING_METHODS = (1, 2, 3, 4, 5, 6, 7)
+# Option sets with their labels, from the table references (Microsoft Learn, "account EntityType" …, "Choices").
+CUSTOMER_TYPES = {1: "Competitor", 2: "Consultant", 3: "Customer", 4: "Investor", 5: "Partner", 6: "Influencer",
+                  7: "Press", 8: "Prospect", 9: "Reseller", 10: "Supplier", 11: "Vendor", 12: "Other"}
+PAYMENT_TERMS = {1: "Net 30", 2: "2% 10, Net 30", 3: "Net 45", 4: "Net 60"}
+FREIGHT_TERMS = {1: "FOB", 2: "No Charge"}
+SHIPPING_METHODS = {1: "Airborne", 2: "DHL", 3: "FedEx", 4: "UPS", 5: "Postal Mail", 6: "Full Load", 7: "Will Call"}
+
+
+def _opt(name: str, labels: dict[int, str]) -> Attr:
+    """An option set column with its values and labels (Microsoft Learn's table reference, "Choices")."""
+    return Attr(name, "option", options=tuple(labels), labels=tuple(labels.values()))
 
 
 def _system(owned: bool) -> list[Attr]:
@@ -104,11 +112,16 @@ def _system(owned: bool) -> list[Attr]:
 
 
 def _table(entity_set: str, logical: str, primary: str, attrs: list[Attr], *, owned: bool = True,
-           states: dict[int, tuple[int, ...]] | None = None) -> TableDef:
+           states: dict[int, tuple[int, ...]] | None = None,
+           labels: tuple[dict[int, str], dict[int, str]] | None = None) -> TableDef:
+    """`labels`: (statecode labels, statuscode labels); default Active/Inactive."""
     everything = [Attr(f"{logical}id", "guid"), *attrs, *_system(owned)]
     if states:
-        everything += [Attr("statecode", "option", options=tuple(states)),
-                       Attr("statuscode", "option", options=tuple(s for v in states.values() for s in v))]
+        state_labels, status_labels = labels or ({0: "Active", 1: "Inactive"}, {1: "Active", 2: "Inactive"})
+        statuses = tuple(s for v in states.values() for s in v)
+        everything += [Attr("statecode", "option", options=tuple(states),
+                            labels=tuple(state_labels[v] for v in states)),
+                       Attr("statuscode", "option", options=statuses, labels=tuple(status_labels[v] for v in statuses))]
     return TableDef(entity_set, logical, {a.name: a for a in everything}, primary, states or {})
 
 
@@ -121,10 +134,10 @@ def build_tables() -> dict[str, TableDef]:
     tables = [
         _table("accounts", "account", "name", [
             *_a(f"name accountnumber telephone1 telephone2 fax emailaddress1 websiteurl description {_ADDRESS}"),
-            Attr("customertypecode", "option", options=CUSTOMER_TYPES),
-            Attr("paymenttermscode", "option", options=PAYMENT_TERMS),
-            Attr("address1_freighttermscode", "option", options=FREIGHT_TERMS),
-            Attr("address1_shippingmethodcode", "option", options=SHIPPING_METHODS),
+            _opt("customertypecode", CUSTOMER_TYPES),
+            _opt("paymenttermscode", PAYMENT_TERMS),
+            _opt("address1_freighttermscode", FREIGHT_TERMS),
+            _opt("address1_shippingmethodcode", SHIPPING_METHODS),
             Attr("creditlimit", money), Attr("revenue", money), Attr("creditonhold", "bool"),
             Attr("numberofemployees", "int"),
             *_a("transactioncurrencyid:lookup=transactioncurrency primarycontactid:lookup=contact "
@@ -146,7 +159,8 @@ def build_tables() -> dict[str, TableDef]:
         _table("systemusers", "systemuser", "fullname", [
             *_a("firstname lastname internalemailaddress domainname title mobilephone"),
             Attr("fullname", "string", read_only=True), Attr("isdisabled", "bool"), Attr("islicensed", "bool"),
-            Attr("accessmode", "option", options=(0, 1, 2, 3, 4, 5)),  # 0 Read-Write … 4 Non-interactive
+            _opt("accessmode", {0: "Read-Write", 1: "Administrative", 2: "Read", 3: "Support User",
+                                4: "Non-interactive", 5: "Delegated Admin"}),
             Attr("azureactivedirectoryobjectid", "guid"), Attr("applicationid", "guid"),
         ], owned=False),
         _table("transactioncurrencies", "transactioncurrency", "currencyname", [
@@ -162,19 +176,25 @@ def build_tables() -> dict[str, TableDef]:
         _table("pricelevels", "pricelevel", "name", [
             *_a("name description begindate:datetime enddate:datetime "
                 "transactioncurrencyid:lookup=transactioncurrency"),
-        ], states={0: (100001,), 1: (100002,)}),
+        ], states={0: (100001,), 1: (100002,)},
+           labels=({0: "Active", 1: "Inactive"}, {100001: "Active", 100002: "Inactive"})),
         _table("products", "product", "name", [
             *_a("productnumber name description"),
-            Attr("producttypecode", "option", options=(1, 2, 3, 4)),
+            _opt("producttypecode", {1: "Sales Inventory", 2: "Miscellaneous Charges", 3: "Services", 4: "Flat Fees"}),
             Attr("price", money), Attr("standardcost", money), Attr("currentcost", money),
             Attr("quantitydecimal", "int"),
             *_a("defaultuomid:lookup=uom defaultuomscheduleid:lookup=uomschedule pricelevelid:lookup=pricelevel "
                 "transactioncurrencyid:lookup=transactioncurrency"),
-        ], owned=False, states={0: (1,), 1: (2,), 2: (0,), 3: (3,)}),  # Active, Retired, Draft, Under Revision
+        ], owned=False, states={0: (1,), 1: (2,), 2: (0,), 3: (3,)},
+           labels=({0: "Active", 1: "Retired", 2: "Draft", 3: "Under Revision"},
+                   {1: "Active", 2: "Retired", 0: "Draft", 3: "Under Revision"})),
         _table("productpricelevels", "productpricelevel", "productid", [
             *_a("productid:lookup=product pricelevelid:lookup=pricelevel uomid:lookup=uom "
                 "transactioncurrencyid:lookup=transactioncurrency"),
-            Attr("amount", money), Attr("pricingmethodcode", "option", options=(1, 2, 3, 4, 5, 6)),
+            Attr("amount", money),
+            _opt("pricingmethodcode", {1: "Currency Amount", 2: "Percent of List", 3: "Percent Markup - Current Cost",
+                                       4: "Percent Margin - Current Cost", 5: "Percent Markup - Standard Cost",
+                                       6: "Percent Margin - Standard Cost"}),
         ], owned=False),
         _table("opportunities", "opportunity", "name", [
             *_a("name description estimatedclosedate:datetime"), Attr("estimatedvalue", money),
@@ -182,20 +202,32 @@ def build_tables() -> dict[str, TableDef]:
             Attr("customerid", "lookup", ("account", "contact"), polymorphic=True),
             *_a("transactioncurrencyid:lookup=transactioncurrency pricelevelid:lookup=pricelevel "
                 "parentcontactid:lookup=contact parentaccountid:lookup=account"),
-        ], states={0: (1, 2), 1: (3,), 2: (4, 5)}),  # Open, Won, Lost
+        ], states={0: (1, 2), 1: (3,), 2: (4, 5)},
+           labels=({0: "Open", 1: "Won", 2: "Lost"},
+                   {1: "In Progress", 2: "On Hold", 3: "Won", 4: "Canceled", 5: "Out-Sold"})),
         # Quote states: Draft (In Progress), Active (In Progress, Open), Won, Closed (Lost, Canceled, Revised).
         _table("quotes", "quote", "name", _order_attrs("quotenumber", "opportunityid:lookup=opportunity"),
-               states={0: (1,), 1: (2, 3), 2: (4,), 3: (5, 6, 7)}),
+               states={0: (1,), 1: (2, 3), 2: (4,), 3: (5, 6, 7)},
+               labels=({0: "Draft", 1: "Active", 2: "Won", 3: "Closed"},
+                       {1: "In Progress", 2: "In Progress", 3: "Open", 4: "Won", 5: "Lost", 6: "Canceled",
+                        7: "Revised"})),
         _table("quotedetails", "quotedetail", "productdescription", _line_attrs("quoteid:lookup=quote"),
                owned=False),
         _table("salesorders", "salesorder", "name", _order_attrs("ordernumber", "opportunityid:lookup=opportunity"),
-               states={0: (1, 2), 1: (3,), 2: (4,), 3: (100001, 100002), 4: (100003,)}),
+               states={0: (1, 2), 1: (3,), 2: (4,), 3: (100001, 100002), 4: (100003,)},
+               labels=({0: "Active", 1: "Submitted", 2: "Canceled", 3: "Fulfilled", 4: "Invoiced"},
+                       {1: "New", 2: "Pending", 3: "In Progress", 4: "No Money", 100001: "Complete",
+                        100002: "Partial", 100003: "Invoiced"})),
         _table("salesorderdetails", "salesorderdetail", "productdescription",
                _line_attrs("salesorderid:lookup=salesorder"), owned=False),
         _table("invoices", "invoice", "name", [*_order_attrs("invoicenumber", "salesorderid:lookup=salesorder "
                                                                             "duedate:datetime"),
                                                Attr("totaltax", "money")],
-               states={0: (1, 2, 4, 5, 6), 2: (100001, 100002), 3: (100003,)}),
+               states={0: (1, 2, 4, 5, 6), 2: (100001, 100002), 3: (100003,)},
+               labels=({0: "Active", 2: "Paid", 3: "Canceled"},
+                       {1: "New", 2: "Partially Shipped", 4: "Billed", 5: "Booked (applies to services)",
+                        6: "Installed (applies to services)", 100001: "Complete", 100002: "Partial",
+                        100003: "Canceled"})),
         _table("invoicedetails", "invoicedetail", "productdescription",
                _line_attrs("invoiceid:lookup=invoice"), owned=False),
         # Dual-write solution tables (F&O ⇄ Dataverse): legal entities and company-specific reference data.
@@ -213,20 +245,22 @@ def build_tables() -> dict[str, TableDef]:
         # Plug-in registration tables, enough to register webhooks through the API (see webhooks.py).
         _table("serviceendpoints", "serviceendpoint", "name", [
             *_a("name url description authvalue"),
-            Attr("contract", "option", options=(1, 2, 3, 4, 5, 6, 7, 8, 9)),  # 8 = Webhook
-            # authtype: 4 WebhookKey, 5 HttpHeader, 6 HttpQueryString
-            Attr("authtype", "option", options=(1, 2, 3, 4, 5, 6, 7, 8)),
-            Attr("messageformat", "option", options=(1, 2, 3)),
+            _opt("contract", {1: "OneWay", 2: "Queue", 3: "Rest", 4: "TwoWay", 5: "Topic", 6: "Queue (Persistent)",
+                               7: "Event Hub", 8: "Webhook", 9: "Event Grid"}),
+            _opt("authtype", {1: "ACS", 2: "SASKey", 3: "SASToken", 4: "WebhookKey", 5: "HttpHeader",
+                              6: "HttpQueryString", 7: "Connection String", 8: "Access Key"}),
+            _opt("messageformat", {1: "Binary XML", 2: "Json", 3: "Text XML"}),
         ], owned=False),
         _table("sdkmessageprocessingsteps", "sdkmessageprocessingstep", "name", [
             *_a("name description messagename primaryobjecttypecode filteringattributes"),
-            Attr("stage", "option", options=(10, 20, 40)), Attr("mode", "option", options=(0, 1)),
+            _opt("stage", {10: "Pre-validation", 20: "Pre-operation", 40: "Post-operation"}),
+            _opt("mode", {0: "Synchronous", 1: "Asynchronous"}),
             Attr("rank", "int"), Attr("asyncautodelete", "bool"),
             Attr("eventhandler", "lookup", ("serviceendpoint",), polymorphic=True),
         ], owned=False, states=_ACTIVE),
         _table("sdkmessageprocessingstepimages", "sdkmessageprocessingstepimage", "name", [
             *_a("name entityalias attributes messagepropertyname"),
-            Attr("imagetype", "option", options=(0, 1, 2)),  # 0 PreImage, 1 PostImage, 2 Both
+            _opt("imagetype", {0: "PreImage", 1: "PostImage", 2: "Both"}),
             *_a("sdkmessageprocessingstepid:lookup=sdkmessageprocessingstep"),
         ], owned=False),
     ]
@@ -237,9 +271,9 @@ def _order_attrs(number: str, extra: str) -> list[Attr]:
     return [
         *_a(f"name {number} description requestdeliveryby:datetime {extra}"),
         Attr("totalamount", "money"), Attr("totallineitemamount", "money"),
-        Attr("paymenttermscode", "option", options=PAYMENT_TERMS),
-        Attr("shippingmethodcode", "option", options=SHIPPING_METHODS),
-        Attr("freighttermscode", "option", options=FREIGHT_TERMS),
+        _opt("paymenttermscode", PAYMENT_TERMS),
+        _opt("shippingmethodcode", SHIPPING_METHODS),
+        _opt("freighttermscode", FREIGHT_TERMS),
         Attr("customerid", "lookup", ("account", "contact"), polymorphic=True),
         *_a("transactioncurrencyid:lookup=transactioncurrency pricelevelid:lookup=pricelevel"),
     ]
