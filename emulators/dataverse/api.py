@@ -61,6 +61,11 @@ def parse_prefer(headers: dict[str, str]) -> dict[str, str | None]:
 
 async def handle(emu: Emulator, req: ApiRequest) -> ApiResponse:
     try:
+        bound, sep, action = req.path.partition("/Microsoft.Dynamics.CRM.")
+        if sep:  # a bound action, `{entityset}/Microsoft.Dynamics.CRM.CreateMultiple` (bulk.py)
+            from emulators.dataverse import bulk  # bulk builds on this module's writes
+
+            return await bulk.bound_action(emu, req, bound, action)
         set_name, key = split_path(req.path)
         table = emu.tables.get(set_name)
         if table is None:
@@ -133,13 +138,33 @@ def _create(emu: Emulator, req: ApiRequest, table: TableDef, prefs: dict[str, st
 
 def _insert(emu: Emulator, req: ApiRequest, table: TableDef, changes: dict[str, Any],
             prefs: dict[str, str | None]) -> ApiResponse:
+    return _written(emu, req, table, insert_row(emu, req, table, changes), prefs, True)
+
+
+def insert_row(emu: Emulator, req: ApiRequest, table: TableDef, changes: dict[str, Any]) -> dict[str, Any]:
+    """Create one record as every create does (POST, upsert, CreateMultiple, UpsertMultiple)."""
     emu.check_state(table, {}, changes)
     _check_unique(emu, table, changes, changes.get(table.key))
     try:
-        row = emu.store.table(table.entity_set).insert(changes, req.actor)
+        return emu.store.table(table.entity_set).insert(changes, req.actor)
     except RecordExists:
         raise DataverseError(412, DUPLICATE, "A record with matching key values already exists.") from None
-    return _written(emu, req, table, row, prefs, True)
+
+
+def update_row(emu: Emulator, req: ApiRequest, table: TableDef, row: dict[str, Any],
+               changes: dict[str, Any]) -> dict[str, Any]:
+    """Update one existing record as every update does (PATCH, upsert, UpdateMultiple, UpsertMultiple)."""
+    rid = row[table.key]
+    changes.pop(table.key, None)
+    emu.check_state(table, row, changes)
+    _check_unique(emu, table, {**row, **changes}, rid)
+    return emu.store.table(table.entity_set).update(rid, changes, req.actor)
+
+
+def keyed(table: TableDef, parsed: str | dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """An upsert that creates takes the key the request named (the GUID or the alternate key values)."""
+    changes.update({table.key: parsed} if isinstance(parsed, str) else key_changes(table, parsed))
+    return changes
 
 
 def _check_etag(emu: Emulator, req: ApiRequest, row: dict[str, Any]) -> None:
@@ -167,17 +192,10 @@ def _upsert(emu: Emulator, req: ApiRequest, table: TableDef, key: str,
     if row is None and req.headers.get("if-match"):
         raise _missing(table, parsed)  # `If-Match: *` = update only
     changes = parse_payload(load_json(req.body), table, _resolver(emu, req))
-    if row is None:
-        # Upsert creates the record, with the key the URL names (the GUID or the alternate key values).
-        changes.update({table.key: parsed} if isinstance(parsed, str) else key_changes(table, parsed))
-        return _insert(emu, req, table, changes, prefs)
+    if row is None:  # upsert creates the record, with the key the URL names
+        return _insert(emu, req, table, keyed(table, parsed, changes), prefs)
     _check_etag(emu, req, row)
-    rid = row[table.key]
-    changes.pop(table.key, None)
-    emu.check_state(table, row, changes)
-    _check_unique(emu, table, {**row, **changes}, rid)
-    updated = emu.store.table(table.entity_set).update(rid, changes, req.actor)
-    return _written(emu, req, table, updated, prefs, False)
+    return _written(emu, req, table, update_row(emu, req, table, row, changes), prefs, False)
 
 
 def _delete(emu: Emulator, req: ApiRequest, table: TableDef, key: str) -> ApiResponse:

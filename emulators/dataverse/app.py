@@ -15,6 +15,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulators.common.admin import Admin
 from emulators.common.faults import FaultInjector
@@ -64,7 +65,8 @@ def create_app(settings: DataverseSettings | None = None, *,
         Route(f"{API_PREFIX}/$batch", batch, methods=["POST"]),
         Route(API_PREFIX + "/{path:path}", api, methods=["GET", "POST", "PATCH", "DELETE", "PUT"]),
     ]
-    middleware = [Middleware(EmulatorMiddleware, identity=emu.identity, throttle=throttle, faults=faults,
+    middleware = [Middleware(DopHint, emu=emu),
+                  Middleware(EmulatorMiddleware, identity=emu.identity, throttle=throttle, faults=faults,
                              errors=DataverseErrors(settings.tenant_id, throttle), open_prefixes=("/_admin",),
                              is_open=lambda path: not path.startswith("/api/"))]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
@@ -80,6 +82,28 @@ async def _api_request(request: Request) -> ApiRequest:
     return ApiRequest(method=request.method, path=request.path_params.get("path", ""),
                       query=dict(request.query_params), headers=headers, body=await request.body(),
                       actor=client.actor, base=str(request.base_url).rstrip("/") + API_PREFIX)
+
+
+class DopHint:
+    """`x-ms-dop-hint` (the recommended degree of parallelism, Microsoft Learn "Send parallel requests") on every
+    Web API response, refusals by the request pipeline included; outermost, so it sees them all."""
+
+    def __init__(self, app: ASGIApp, *, emu: Emulator) -> None:
+        self.app = app
+        self.emu = emu
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        hint = (b"x-ms-dop-hint", str(self.emu.settings.dop_hint).encode())
+
+        async def send_with_hint(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), hint]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_hint)
 
 
 def _send(resp: ApiResponse) -> Response:

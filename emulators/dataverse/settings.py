@@ -67,6 +67,10 @@ class DataverseSettings(BaseSettings):
     alternate_keys: dict[str, list[list[str]]] = Field(default_factory=_default_keys)
     max_page_size: int = Field(5000, ge=1)
     max_batch_requests: int = Field(1000, ge=1)
+    # `x-ms-dop-hint` on every Web API response: the degree of parallelism the environment recommends (Microsoft
+    # Learn, "Send parallel requests"). The documentation gives no default; 4 is what small (trial / developer)
+    # environments are seen to answer, busier ones more (e.g. 48). Unconfirmed.
+    dop_hint: int = Field(4, ge=1)
     # Change tracking: tokens expire after the organization's ExpireChangeTrackingInDays (default 30, Microsoft
     # Learn "Use change tracking to synchronize data with external systems"); tables listed (entity set names)
     # have change tracking turned off and refuse delta reads.
