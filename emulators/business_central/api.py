@@ -1,5 +1,5 @@
-"""The API handlers: one `handle(env, request)` for companies and every company entity set, used alike by
-single HTTP requests and by each `$batch` operation."""
+"""The API handlers: one `handle(env, request)` for the service document, `$metadata`, companies and every
+company entity set, used alike by single HTTP requests and by each `$batch` operation."""
 
 from __future__ import annotations
 
@@ -8,22 +8,39 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from emulators.business_central import refs
+from emulators.business_central import metadata, refs
 from emulators.business_central.errors import BCError, bad_request, error_body, not_found
-from emulators.business_central.reads import company_rows, read_collection, read_options, shape
+from emulators.business_central.options import DELETE, METADATA, WRITE, check_options
+from emulators.business_central.reads import (
+    Expander,
+    company_rows,
+    count_collection,
+    read_collection,
+    read_options,
+    shape,
+)
 from emulators.business_central.routing import ApiRequest, ApiResponse, Target, parse_path
-from emulators.business_central.schema import COMPANY_FIELDS, ENTITY_SETS, EntitySet
+from emulators.business_central.schema import COMPANIES, ENTITY_SETS, EntitySet
 from emulators.business_central.state import COMPANY, Environment
 from emulators.business_central.validate import check_body
+from emulators.common.query import Query
 from emulators.common.store import RecordNotFound
 
 log = logging.getLogger(__name__)
+
+# Documented for NavCompanyNotFoundException ("Troubleshooting REST API/OData calls"); status 400 unconfirmed.
+NO_COMPANY = ("Cannot process the request because the default company cannot be found. You can specify a default "
+              "company in the service configuration file, or specify one for each tenant, or you can add a query "
+              "string in the form of \"company=[name]\". You can see the available companies by accessing the "
+              "default OData web service, Company. For more information, see \"OData Web Services\" in Help.")
 
 
 async def handle(env: Environment, req: ApiRequest) -> ApiResponse:
     """Answer one API request; BC errors become error responses (never raised to the caller)."""
     try:
         target = parse_path(req.path)
+        if target.kind in ("service", "metadata"):
+            return _document(req, target)
         if target.kind == "subscriptions":
             return await env.webhooks.api.handle(req, target)
         if target.kind == "companies":
@@ -40,52 +57,82 @@ def method_not_allowed(method: str) -> BCError:
     return BCError(405, "BadRequest_MethodNotAllowed", f"'{method}' requests for this resource are not supported.")
 
 
+def _document(req: ApiRequest, target: Target) -> ApiResponse:
+    """The service document (JSON) or `$metadata` (CSDL XML; `$format` other than XML → 406)."""
+    if req.method != "GET":
+        raise method_not_allowed(req.method)
+    if target.kind == "metadata":
+        check_options(req.query, METADATA, context="$metadata", xml=True)
+        return ApiResponse(200, metadata.csdl(), media_type="application/xml")
+    check_options(req.query, METADATA, context="the service document")
+    return ApiResponse(200, metadata.service_document(req.base))
+
+
 def _companies(env: Environment, req: ApiRequest, target: Target) -> ApiResponse:
     if req.method != "GET":
         raise method_not_allowed(req.method)
     table = env.store.table("companies")
+    if target.count:
+        return count_collection(req, COMPANIES, table.all())
     if target.record_id is None:
-        entity = EntitySet("companies", "company", COMPANY_FIELDS)
-        return read_collection(env, req, entity, "", table.all(), "companies")
+        return read_collection(env, req, COMPANIES, table.all(), "companies")
     row = table.find(target.record_id)
     if row is None:
         raise not_found(f"The company '{target.record_id}' does not exist.")
-    return _single(env, req, row, "companies/$entity")
+    return entity_response(env, req, COMPANIES, row, "companies/$entity", read_options(COMPANIES, req.query, WRITE))
 
 
-def _single(env: Environment, req: ApiRequest, row: dict[str, Any], context: str, status: int = 200,
-            entity: EntitySet | None = None, company: str = "") -> ApiResponse:
+def entity_response(env: Environment, req: ApiRequest, entity: EntitySet, row: dict[str, Any], context: str,
+            options: tuple[Query, list[Any]], status: int = 200) -> ApiResponse:
+    """One entity, shaped by its request's `$select` / `$expand` (GET, and the answer to POST and PATCH)."""
+    q, navs = options
     body: dict[str, Any] = {"@odata.context": f"{req.base}$metadata#{context}"}
-    if entity is not None and req.method == "GET":
-        q, expand = read_options(entity, {k: v for k, v in req.query.items() if k in ("$select", "$expand")})
-        body.update(shape(env, entity, row, q, expand, company))
-    else:
-        body.update(env.render(row))
+    body.update(shape(env, row, q, Expander(env, navs) if navs else None))
     return ApiResponse(status, body, {"ETag": row["@odata.etag"]})
 
 
+def company_of(env: Environment, req: ApiRequest, target: Target) -> str:
+    """The company of an entity request: from the path, or for an entity set at the API root from BC's custom
+    query option `company=<name>` or the `Company` header (as in BC's documented `$batch` example)."""
+    if target.company is not None:
+        if env.company(target.company) is None:
+            raise not_found(f"The company '{target.company}' does not exist.")
+        return target.company
+    name = req.query.get("company") or req.headers.get("company")
+    if not name:
+        raise BCError(400, "Internal_CompanyNotFound", NO_COMPANY)
+    # Company names compare case-insensitively here (unconfirmed); an unknown name's wording is unconfirmed.
+    row = next((r for r in env.store.table("companies").all() if r["name"].casefold() == name.casefold()), None)
+    if row is None:
+        raise BCError(400, "Internal_CompanyNotFound", f"The company '{name}' does not exist.")
+    return str(row["id"])
+
+
 async def _entity(env: Environment, req: ApiRequest, target: Target) -> ApiResponse:
-    company, entity = target.company or "", target.entity
+    entity = target.entity
     assert entity is not None
-    if env.company(company) is None:
-        raise not_found(f"The company '{company}' does not exist.")
+    company = company_of(env, req, target)
     parent_id = None
     if target.parent is not None:
         parent_entity, parent_id = target.parent
         if env.find(parent_entity.name, company, parent_id) is None:
             raise not_found(f"The {parent_entity.type_name} '{parent_id}' does not exist.")
     if target.record_id is None:
+        rows: Any = None
         if req.method == "GET":
             rows = company_rows(env, entity.name, company)
             if parent_id is not None:
                 rows = [r for r in rows if r.get("documentId") == parent_id]
-            return read_collection(env, req, entity, company, rows, target.context)
-        if req.method == "POST":
+            if target.count:
+                return count_collection(req, entity, rows)
+            return read_collection(env, req, entity, rows, target.context)
+        if req.method == "POST" and not target.count:
+            options = read_options(entity, req.query, WRITE, "a POST request")
             async with _writing(env, req):
                 row = _create(env, req, entity, company, parent_id)
             # OData v4 answers 201 with the new entity's URL in Location; BC follows the protocol here.
             location = f"{req.base}{target.context}({row['id']})"
-            resp = _single(env, req, row, f"{target.context}/$entity", 201)
+            resp = entity_response(env, req, entity, row, f"{target.context}/$entity", options, 201)
             resp.headers["Location"] = location
             return resp
         raise method_not_allowed(req.method)
@@ -94,9 +141,14 @@ async def _entity(env: Environment, req: ApiRequest, target: Target) -> ApiRespo
         raise not_found(f"The {entity.type_name} '{target.record_id}' does not exist.")
     context = f"{target.context}/$entity"
     if req.method == "GET":
-        return _single(env, req, row, context, entity=entity, company=company)
+        return entity_response(env, req, entity, row, context, read_options(entity, req.query, WRITE))
     if req.method not in ("PATCH", "DELETE"):
         raise method_not_allowed(req.method)
+    # Options are checked before anything is written: a refused request changes nothing.
+    if req.method == "DELETE":
+        check_options(req.query, DELETE, context="a DELETE request")
+    else:
+        options = read_options(entity, req.query, WRITE, "a PATCH request")
     async with _writing(env, req):
         row = _current(env, entity, row)
         check_if_match(req, row)
@@ -104,7 +156,7 @@ async def _entity(env: Environment, req: ApiRequest, target: Target) -> ApiRespo
             _delete(env, req, entity, company, row)
             return ApiResponse(204)
         row = _update(env, req, entity, company, row)
-    return _single(env, req, row, context)
+    return entity_response(env, req, entity, row, context, options)
 
 
 @contextlib.asynccontextmanager
@@ -219,4 +271,4 @@ def _refresh_totals(env: Environment, req: ApiRequest, entity: EntitySet, compan
         doc_table.update(doc["id"], totals, req.client.actor)
 
 
-__all__ = ["ENTITY_SETS", "check_if_match", "handle"]
+__all__ = ["ENTITY_SETS", "check_if_match", "company_of", "entity_response", "handle", "method_not_allowed"]

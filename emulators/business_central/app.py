@@ -2,8 +2,9 @@
 or in-process (`httpx.ASGITransport`). `app.state.emulator` is the `Environment` (store, settings, identity,
 faults, throttle) and `app.state.emulator.webhooks` the notifier.
 
-Routes: `/v2.0/{tenant}/{environment}/api/v2.0/…` (also `/v2.0/{environment}/api/v2.0/…`), the token
-endpoint (`/{tenant}/oauth2/v2.0/token`) and `/_admin/…`.
+Routes: `/v2.0/{tenant}/{environment}/api/v2.0/…` (also `/v2.0/{environment}/api/v2.0/…`; the root itself
+is the service document, `$metadata` the CSDL), the token endpoint (`/{tenant}/oauth2/v2.0/token`) and
+`/_admin/…`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from emulators.business_central import api
 from emulators.business_central.batch import run_batch
 from emulators.business_central.errors import BCError, BCErrorRenderer, bc_error_response, json_response
 from emulators.business_central.notify import Notifier
+from emulators.business_central.options import query_params
 from emulators.business_central.routing import ApiRequest, ApiResponse
 from emulators.business_central.seed import seed
 from emulators.business_central.settings import BusinessCentralSettings
@@ -52,6 +54,9 @@ def _known_place(env: Environment, tenant: str | None, environment: str) -> bool
 def _to_response(resp: ApiResponse) -> Response:
     if resp.body is None:
         return Response(status_code=resp.status, headers=resp.headers)
+    if resp.media_type is not None:  # `/$count` (text/plain), `$metadata` (application/xml)
+        return Response(resp.body, status_code=resp.status, media_type=resp.media_type,
+                        headers={"OData-Version": "4.0", **resp.headers})
     return json_response(resp.status, resp.body, resp.headers)
 
 
@@ -85,7 +90,11 @@ def create_app(settings: BusinessCentralSettings | None = None, *,
             if request.method != "POST":
                 return _to_response(ApiResponse(405, api.method_not_allowed(request.method).body()))
             return _to_response(await run_batch(env, body, headers, client, base))
-        req = ApiRequest(request.method, rest, dict(request.query_params), headers, body, client, base)
+        try:
+            query = query_params(request.query_params.multi_items())
+        except BCError as exc:
+            return bc_error_response(exc.status, exc.code, exc.message)
+        req = ApiRequest(request.method, rest, query, headers, body, client, base)
         return _to_response(await api.handle(env, req))
 
     admin = Admin(store=env.store, identity=env.identity, faults=env.faults, throttle=env.throttle,

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from emulators.business_central import api
 from emulators.business_central.errors import JSON_TYPE, BCError, bad_request
+from emulators.business_central.options import query_params
 from emulators.business_central.routing import ApiRequest, ApiResponse
 from emulators.business_central.state import Environment
 from emulators.common.identity import Client
@@ -44,7 +45,7 @@ def _operation_path(env: Environment, url: str) -> tuple[str, dict[str, str]]:
     else:
         if parts.scheme or path.startswith("/v2.0/"):
             raise bad_request(f"The operation URL '{url}' is not under this service's API root.")
-    return path.lstrip("/"), dict(parse_qsl(parts.query, keep_blank_values=True))
+    return path.lstrip("/"), query_params(parse_qsl(parts.query, keep_blank_values=True))
 
 
 def _operations(env: Environment, body: Any) -> list[dict[str, Any]]:
@@ -67,7 +68,8 @@ def _wire(op: dict[str, Any], resp: ApiResponse) -> dict[str, Any]:
     headers = {k.lower(): v for k, v in resp.headers.items()}
     out: dict[str, Any] = {"id": op.get("id"), "status": resp.status}
     if resp.body is not None:
-        headers = {"content-type": JSON_TYPE, "odata-version": "4.0", **headers}
+        # A text body (`/$count`, `$metadata`) travels as a JSON string, as OData's JSON batch format has it.
+        headers = {"content-type": resp.media_type or JSON_TYPE, "odata-version": "4.0", **headers}
         out["headers"] = headers
         out["body"] = resp.body
     else:

@@ -12,6 +12,9 @@ Codes used (PROTOCOLS.md §3 where listed there; otherwise the codes BC is seen 
 - `Application_DialogException` (400): other AL validation (text too long, inconsistent references).
 - `Authentication_InvalidCredentials` (401), `Application_TooManyRequests` (429, no Retry-After),
   `Request_EntityTooLarge` (413, odata.maxpagesize above 20 000 — code unconfirmed).
+- `Internal_CompanyNotFound` (400, status unconfirmed): an entity set at the API root without `company=<name>`
+  (message as documented in "Troubleshooting REST API/OData calls").
+- `BadRequest` with 406: a `$format` the emulator does not write (status as OData prescribes; code unconfirmed).
 """
 
 from __future__ import annotations

@@ -1,20 +1,22 @@
-"""GET on an entity set: `$filter`, `$select`, `$orderby`, `$top`, `$skip`, `$count`, `$expand` of document
-lines, and server-driven paging (`Prefer: odata.maxpagesize=N` → `@odata.nextLink` with `$skiptoken`)."""
+"""GET on an entity set: `$filter`, `$select`, `$orderby`, `$top`, `$skip`, `$count`, `$expand` of every
+declared navigation property, server-driven paging (`Prefer: odata.maxpagesize=N` → `@odata.nextLink` with
+`$skiptoken`) and the `/$count` segment (OData: the number of items after `$filter`, as `text/plain`)."""
 
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from emulators.business_central.errors import BCError, bad_request
+from emulators.business_central.options import COLLECTION, COUNT, check_options, parse_expand
 from emulators.business_central.routing import ApiRequest, ApiResponse
-from emulators.business_central.schema import ENTITY_SETS, EntitySet
+from emulators.business_central.schema import EMPTY_GUID, ENTITY_SETS, EntitySet, Nav
 from emulators.business_central.state import COMPANY, Environment
-from emulators.common.query import Query, QueryError, parse_query, project, run_query
+from emulators.common.query import Page, Query, QueryError, parse_query, project, run_query
 
-_SUPPORTED = {"$filter", "$select", "$orderby", "$top", "$skip", "$count", "$expand", "$skiptoken"}
 _SAFE = "$(),'"
 _MAXPAGESIZE = re.compile(r"odata\.maxpagesize\s*=\s*([^\s,;]+)", re.IGNORECASE)
 
@@ -35,33 +37,78 @@ def page_size(env: Environment, headers: Mapping[str, str]) -> int | None:
     return size
 
 
-def read_options(entity: EntitySet, params: Mapping[str, str]) -> tuple[Query, list[str]]:
-    unknown = [k for k in params if k.startswith("$") and k not in _SUPPORTED]
-    if unknown:
-        raise bad_request(f"The query parameter '{unknown[0]}' is not supported.")
+def read_options(entity: EntitySet, params: Mapping[str, str], allowed: frozenset[str],
+                 context: str = "single") -> tuple[Query, list[Nav]]:
+    """The parsed options of a request; options `allowed` does not hold are refused (see options.py)."""
+    check_options(params, allowed, context=context)
+    if "*" in (p.strip() for p in params.get("$select", "").split(",")):
+        params = {k: v for k, v in params.items() if k != "$select"}  # `$select=*`: every structural property
     try:
         q = parse_query(params, set(entity.fields))
     except QueryError as exc:
         raise bad_request(str(exc)) from exc
-    expand = [e.strip() for e in params.get("$expand", "").split(",") if e.strip()]
-    for name in expand:
-        if name != entity.lines:
-            raise bad_request(f"Could not find a property named '{name}' on type "
-                              f"'Microsoft.NAV.{entity.type_name}'.")
-    return q, expand
+    return q, parse_expand(entity, params.get("$expand"))
 
 
-def shape(env: Environment, entity: EntitySet, row: dict[str, Any], q: Query, expand: list[str],
-          company: str) -> dict[str, Any]:
+class Expander:
+    """Fills the expanded navigation properties of the rows of one response. Rows are raw store rows, so
+    single-valued targets are found by key (in the row's company) and collection targets through an index
+    built once per response."""
+
+    def __init__(self, env: Environment, navs: list[Nav]) -> None:
+        self.env = env
+        self.navs = navs
+        self._indexes: dict[str, dict[Any, list[dict[str, Any]]]] = {}
+
+    def fill(self, row: dict[str, Any], out: dict[str, Any]) -> None:
+        for nav in self.navs:
+            out[nav.name] = self._many(nav, row) if nav.many else self._one(nav, row)
+
+    def _one(self, nav: Nav, row: dict[str, Any]) -> dict[str, Any] | None:
+        ref = row.get(nav.via)
+        if not ref or ref == EMPTY_GUID:
+            return None  # BC answers null for an empty reference
+        found = self.env.store.table(nav.target).find(ref)
+        return self.env.render(found) if found is not None and found.get(COMPANY) == row.get(COMPANY) else None
+
+    def _many(self, nav: Nav, row: dict[str, Any]) -> list[dict[str, Any]]:
+        index = self._indexes.get(nav.name)
+        if index is None:
+            index = self._indexes[nav.name] = defaultdict(list)
+            for r in self.env.store.table(nav.target).all():
+                index[_owner(nav, r)].append(r)
+        key = row["id"].lower() if nav.via == COMPANY else (row.get(COMPANY), row["id"])
+        return [self.env.render(r) for r in index.get(key, ())]
+
+
+def _owner(nav: Nav, row: dict[str, Any]) -> Any:
+    return row.get(COMPANY) if nav.via == COMPANY else (row.get(COMPANY), row.get(nav.via))
+
+
+def shape(env: Environment, row: dict[str, Any], q: Query, expander: Expander | None = None) -> dict[str, Any]:
     out = project(env.render(row), q.select, always=("@odata.etag",))
-    for name in expand:
-        out[name] = [env.render(r) for r in env.rows(name, company) if r.get("documentId") == row["id"]]
+    if expander is not None:
+        expander.fill(row, out)
     return out
 
 
-def read_collection(env: Environment, req: ApiRequest, entity: EntitySet, company: str,
-                    rows: Iterable[dict[str, Any]], context: str, key: str = "id") -> ApiResponse:
-    q, expand = read_options(entity, req.query)
+def _skip(params: Mapping[str, str]) -> int:
+    skip = params.get("$skip")
+    if skip is not None and not skip.isdigit():
+        raise bad_request(f"Invalid value '{skip}' for $skip.")
+    return int(skip or 0)
+
+
+def _run(rows: Iterable[dict[str, Any]], q: Query, **kwargs: Any) -> Page:
+    try:
+        return run_query(rows, q, **kwargs)
+    except QueryError as exc:
+        raise bad_request(str(exc)) from exc
+
+
+def read_collection(env: Environment, req: ApiRequest, entity: EntitySet, rows: Iterable[dict[str, Any]],
+                    context: str) -> ApiResponse:
+    q, navs = read_options(entity, req.query, COLLECTION, "a collection")
     asked = page_size(env, req.headers)
     token = req.query.get("$skiptoken")
     size = asked or env.settings.max_page_size
@@ -71,26 +118,23 @@ def read_collection(env: Environment, req: ApiRequest, entity: EntitySet, compan
         if not inner or not carried.isdigit():
             raise bad_request("The skip token is not valid.")
         size = asked or int(carried)
-    skip = req.query.get("$skip")
-    if skip is not None and not skip.isdigit():
-        raise bad_request(f"Invalid value '{skip}' for $skip.")
-    rows = list(rows)
+    skip = _skip(req.query)
+    total = None
     if skip and not token:
-        # $skip applies before paging; emulate by filtering and ordering first, then cutting.
-        try:
-            ordered = run_query(rows, Query(filter=q.filter, orderby=q.orderby), key=key, page_size=len(rows) or 1)
-        except QueryError as exc:
-            raise bad_request(str(exc)) from exc
+        # $skip applies before paging: filter and order everything, then cut. @odata.count stays the number
+        # of matching items ($count is not affected by $top and $skip).
+        rows = list(rows)
+        ordered = _run(rows, Query(filter=q.filter, orderby=q.orderby, count=q.count), key=entity.key,
+                       page_size=len(rows) or 1)
+        total = ordered.count
         q = Query(filter=None, orderby=q.orderby, top=q.top, select=q.select, count=q.count)
-        rows = ordered.rows[int(skip):]
-    try:
-        page = run_query(rows, q, key=key, page_size=size, token=inner)
-    except QueryError as exc:
-        raise bad_request(str(exc)) from exc
+        rows = ordered.rows[skip:]
+    page = _run(rows, q, key=entity.key, page_size=size, token=inner)
     body: dict[str, Any] = {"@odata.context": f"{req.base}$metadata#{context}"}
     if q.count:
-        body["@odata.count"] = page.count
-    body["value"] = [shape(env, entity, r, q, expand, company) for r in page.rows]
+        body["@odata.count"] = page.count if total is None else total
+    expander = Expander(env, navs) if navs else None
+    body["value"] = [shape(env, r, q, expander) for r in page.rows]
     if page.next_token:
         params = {k: v for k, v in req.query.items() if k != "$skiptoken"}
         params["$skiptoken"] = f"{page.next_token}.{size}"
@@ -99,9 +143,19 @@ def read_collection(env: Environment, req: ApiRequest, entity: EntitySet, compan
     return ApiResponse(200, body, headers)
 
 
+def count_collection(req: ApiRequest, entity: EntitySet, rows: Iterable[dict[str, Any]]) -> ApiResponse:
+    """`…/$count`: the number of items matching `$filter`, as a plain-text integer (OData v4 URL conventions,
+    "Addressing the Count of a Collection")."""
+    q, _ = read_options(entity, req.query, COUNT, "a $count request")
+    _skip(req.query)  # validated; like $top and $orderby it does not change the count
+    n = _run(rows, Query(filter=q.filter, count=True), key=entity.key, page_size=1).count
+    return ApiResponse(200, str(n), media_type="text/plain")
+
+
 def company_rows(env: Environment, entity: str, company: str) -> list[dict[str, Any]]:
     cid = company.lower()
     return [r for r in env.store.table(entity).all() if r.get(COMPANY) == cid]
 
 
-__all__ = ["ENTITY_SETS", "company_rows", "page_size", "read_collection", "read_options", "shape"]
+__all__ = ["ENTITY_SETS", "Expander", "company_rows", "count_collection", "page_size",
+           "read_collection", "read_options", "shape"]

@@ -12,14 +12,13 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-from emulators.business_central.schema import ENTITY_SETS, EntitySet, format_number
+from emulators.business_central.schema import COMPANY, ENTITY_SETS, EntitySet, format_number
 from emulators.business_central.settings import BusinessCentralSettings
 from emulators.common.faults import FaultInjector
 from emulators.common.identity import Client, Identity
 from emulators.common.store import Actor, Store
 from emulators.common.throttle import Throttle
 
-COMPANY = "_companyId"
 SYSTEM_ACTOR = Actor("00000000-0000-0000-0000-000000000001", "ADMIN")
 
 

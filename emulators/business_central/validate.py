@@ -13,10 +13,7 @@ import uuid
 from typing import Any
 
 from emulators.business_central.errors import BCError, bad_request
-from emulators.business_central.schema import EMPTY_GUID, EntitySet, Field
-
-_EDM = {"string": "Edm.String", "guid": "Edm.Guid", "decimal": "Edm.Decimal", "int": "Edm.Int32",
-        "bool": "Edm.Boolean", "date": "Edm.Date", "datetime": "Edm.DateTimeOffset"}
+from emulators.business_central.schema import EDM_TYPES, EMPTY_GUID, EntitySet, Field
 
 
 def check_body(entity: EntitySet, body: Any) -> dict[str, Any]:
@@ -38,7 +35,7 @@ def check_body(entity: EntitySet, body: Any) -> dict[str, Any]:
 
 
 def coerce(name: str, spec: Field, value: Any) -> Any:
-    edm = _EDM[spec.type]
+    edm = EDM_TYPES[spec.type]
     if value is None:
         raise bad_request(f"A null value was found for the property named '{name}', which has the expected type "
                           f"'{edm}[Nullable=False]'. The expected type '{edm}[Nullable=False]' does not allow "
@@ -67,7 +64,7 @@ def coerce(name: str, spec: Field, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad
         return value
-    if t == "int":
+    if t in ("int", "int64"):
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad
         return value
