@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulators.common.store import Actor, RecordExists
-from emulators.dataverse import reads
+from emulators.dataverse import annotations, reads
 from emulators.dataverse.core import Emulator
 from emulators.dataverse.errors import (
     BAD_PROPERTY,
@@ -66,6 +66,8 @@ async def handle(emu: Emulator, req: ApiRequest) -> ApiResponse:
             from emulators.dataverse import bulk  # bulk builds on this module's writes
 
             return await bulk.bound_action(emu, req, bound, action)
+        if req.method == "GET" and (related := reads.related_path(emu, req.path)):  # `accounts(<id>)/<nav>`
+            return reads.read_related(emu, req, related, parse_prefer(req.headers))
         set_name, key = split_path(req.path)
         table = emu.tables.get(set_name)
         if table is None:
@@ -125,8 +127,8 @@ def _written(emu: Emulator, req: ApiRequest, table: TableDef, row: dict[str, Any
         select = reads.select_of(req, table)
         body = {"@odata.context": reads.context(req, table, select, "/$entity"),
                 **emu.render(table, row, select, reads.wants_annotations(prefs))}
-        headers.update({"Content-Type": JSON_TYPE, "Preference-Applied": "return=representation",
-                        "ETag": emu.etag(row)})
+        applied = ["return=representation", *annotations.applied(reads.wants_annotations(prefs))]
+        headers.update({"Content-Type": JSON_TYPE, "Preference-Applied": ",".join(applied), "ETag": emu.etag(row)})
         return ApiResponse(201 if created else 200, headers, body)
     return ApiResponse(204, headers)
 

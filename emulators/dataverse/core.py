@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlsplit
 
 from emulators.common.identity import Client, Identity
 from emulators.common.store import Actor, Store
+from emulators.dataverse.annotations import ALL, Annotations, Formatter
 from emulators.dataverse.errors import BAD_PAYLOAD, DataverseError, not_found
 from emulators.dataverse.keys import key_not_found, parse_key, split_path
 from emulators.dataverse.payload import LOGICAL_ANNOTATION, format_datetime
@@ -82,16 +83,23 @@ class Emulator:
         return f'W/"{row["versionnumber"]}"'
 
     def render(self, table: TableDef, row: dict[str, Any], select: list[str] | None = None,
-               annotations: bool = False) -> dict[str, Any]:
+               annotations: Annotations | bool | None = None, formatter: Formatter | None = None,
+               extra: tuple[str, ...] = ()) -> dict[str, Any]:
+        """A row in wire form: `@odata.etag`, the selected fields (all when None) plus the key and `extra`, and
+        the requested annotations (annotations.py). Stored annotation keys never pass through: the requested
+        ones are computed, so a row carries exactly what the `Prefer` header asked for."""
         out: dict[str, Any] = {"@odata.etag": self.etag(row)}
-        keep = None if select is None else {*select, table.key}
-        for k, v in row.items():
-            base = k.split("@", 1)[0]
-            if keep is not None and base not in keep:
-                continue
-            if "@" in k and not annotations:
-                continue
-            out[k] = v
+        if select is None:
+            for k, v in row.items():
+                if "@" not in k:
+                    out[k] = v
+        else:
+            for k in (*select, *extra, table.key):
+                if k in row:
+                    out[k] = row[k]
+        if annotations:
+            fmt = formatter or Formatter(self, ALL if annotations is True else annotations)
+            return fmt.annotate(table, row, out)
         return out
 
     def entity_url(self, base: str, table: TableDef, rid: str) -> str:

@@ -11,10 +11,13 @@ change tracking is off (`untracked_tables`) is ChangeTrackingNotEnabledForEntity
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from emulators.dataverse.annotations import Annotations, Formatter
 from emulators.dataverse.errors import BAD_PROPERTY, DataverseError
+from emulators.dataverse.expand import currency_column
 
 if TYPE_CHECKING:
     from emulators.dataverse.api import ApiRequest
@@ -35,8 +38,9 @@ def check_tracked(emu: Emulator, table: TableDef) -> None:
         raise DataverseError(400, NOT_TRACKED, f"Entity {table.logical} isn't enabled for change tracking.")
 
 
-def reject_query_options(req: ApiRequest) -> None:
-    bad = [p for p in ("$filter", "$orderby", "$top", "$count", "$expand") if p in req.query]
+def reject_query_options(query: Mapping[str, str]) -> None:
+    """Only `$select` goes with change tracking (and the service's own `$deltatoken` / `$skiptoken`)."""
+    bad = [p for p in ("$filter", "$orderby", "$top", "$count", "$expand", "$apply", "fetchXml") if p in query]
     if bad:
         # (unconfirmed wording) the service refuses these together with change tracking.
         raise DataverseError(400, BAD_PROPERTY, f"The query parameter {bad[0]} is not supported with change "
@@ -69,7 +73,9 @@ def parse_token(emu: Emulator, token: str) -> int:
     return seq
 
 
-def read_changes(emu: Emulator, req: ApiRequest, table: TableDef, size: int, annotate: bool) -> dict[str, Any]:
+def read_changes(emu: Emulator, req: ApiRequest, table: TableDef, size: int,
+                 annotate: Annotations | None) -> dict[str, Any]:
+    """The changes since the request's `$deltatoken`, rows annotated as `annotate` asks (None: none)."""
     from emulators.dataverse.reads import _decode_skiptoken, _encode_skiptoken, context, select_of
 
     since = parse_token(emu, req.query["$deltatoken"])
@@ -82,11 +88,13 @@ def read_changes(emu: Emulator, req: ApiRequest, table: TableDef, size: int, ann
             last.pop(change.record_id, None)  # re-insert so the order follows each record's latest change
             last[change.record_id] = change.kind
     store_table = emu.store.table(table.entity_set)
+    fmt = Formatter(emu, annotate) if annotate else None
+    extra = currency_column(table, select)
     items: list[dict[str, Any]] = []
     for rid, kind in last.items():
         row = store_table.find(rid)
         if kind != "deleted" and row is not None:
-            items.append(emu.render(table, row, select, annotate))
+            items.append(emu.render(table, row, select, fmt is not None, fmt, extra))
     deleted_ctx = f"{req.base}/$metadata#{table.entity_set}/$deletedEntity"
     items += [{"@odata.context": deleted_ctx, "id": rid, "reason": "deleted"}
               for rid, kind in last.items() if kind == "deleted"]
