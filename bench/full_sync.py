@@ -20,15 +20,17 @@ from typing import Any
 
 import httpx
 from azure.data.tables.aio import TableServiceClient
+from pydantic import SecretStr
 
 from emulators.business_central import BusinessCentralSettings
 from emulators.business_central import create_app as create_bc
 from emulators.common.server import BackgroundServer
+from emulators.common.tls import local_tls, trust_local_ca
 from emulators.dataverse import DataverseSettings
 from emulators.dataverse import create_app as create_dv
 from shared.connectors.business_central import BusinessCentralConnector
 from shared.connectors.dataverse import DataverseConnector
-from shared.http.auth import ClientSecretCredential
+from shared.http.auth import make_credential
 from shared.mapping import Direction, Side, load_pack, map_record
 from shared.state import StateStore, TableNames
 from shared.sync import EngineOptions, SyncEngine
@@ -43,7 +45,8 @@ def _serve(conn: Any, seed: int) -> None:
     settings.limits.enabled = False
     dv_app = create_dv(settings)
     bc_app.state.emulator.settings.limits.enabled = False
-    with BackgroundServer(bc_app) as bc, BackgroundServer(dv_app) as dv:
+    tls = local_tls()  # HTTPS, as the services serve it
+    with BackgroundServer(bc_app, tls=tls) as bc, BackgroundServer(dv_app, tls=tls) as dv:
         bc_emu, dv_emu = bc_app.state.emulator, dv_app.state.emulator
         company = next(r["id"] for r in bc_emu.store.table("companies").all() if r["name"] == "CRONUS USA, Inc.")
         conn.send({"bc": bc.url, "dv": dv.url, "bc_tenant": bc_emu.settings.tenant_id,
@@ -90,14 +93,19 @@ async def configure(url: str, latency: float, batch_op: float, records: int | No
                                                    "limits": {"enabled": False}})).raise_for_status()
 
 
+def _credential(tenant: str, authority: str) -> Any:
+    """azure-identity's ClientSecretCredential, as the Function App uses it."""
+    return make_credential(tenant_id=tenant, client_id=CLIENT_ID, client_secret=SecretStr(SECRET), authority=authority)
+
+
 def connectors(info: dict[str, Any], bc_http: httpx.AsyncClient,
                dv_http: httpx.AsyncClient) -> tuple[BusinessCentralConnector, DataverseConnector]:
     erp = BusinessCentralConnector(
-        bc_http, ClientSecretCredential(info["bc_tenant"], CLIENT_ID, SECRET, http=bc_http, authority=info["bc"]),
+        bc_http, _credential(info["bc_tenant"], info["bc"]),
         tenant_id=info["bc_tenant"], environment=info["environment"], company_id=info["company"],
         base_url=f"{info['bc']}/v2.0")
     crm = DataverseConnector(
-        dv_http, ClientSecretCredential(info["dv_tenant"], CLIENT_ID, SECRET, http=dv_http, authority=info["dv"]),
+        dv_http, _credential(info["dv_tenant"], info["dv"]),
         base_url=info["dv"])
     return erp, crm
 
@@ -188,6 +196,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--batch-op-latency-ms", type=float, default=2.0)
     args = parser.parse_args()
+    trust_local_ca()  # before the child starts and before any HTTPS client: both inherit it
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=_serve, args=(child, 7), daemon=True)

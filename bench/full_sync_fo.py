@@ -36,9 +36,11 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 from azure.data.tables.aio import TableServiceClient
+from pydantic import SecretStr
 
 from bench.full_sync import CLIENT_ID, SECRET, configure
 from emulators.common.server import BackgroundServer
+from emulators.common.tls import local_tls, trust_local_ca
 from emulators.dataverse import DataverseSettings
 from emulators.dataverse import create_app as create_dv
 from emulators.finance_operations import FinanceOperationsSettings
@@ -48,7 +50,7 @@ from emulators.sandbox.stack import FO_PERSON, dataverse_keys
 from shared.connectors.dataverse import DataverseConnector
 from shared.connectors.finance_operations import FinanceOperationsConnector, pack_keys
 from shared.connectors.odata import parse_key_predicate
-from shared.http.auth import ClientSecretCredential
+from shared.http.auth import make_credential
 from shared.http.limits import ConcurrencyLimiter
 from shared.mapping import Direction, Side, load_pack, map_record, read_name, source_filter
 from shared.state import StateStore, TableNames
@@ -77,7 +79,8 @@ def _serve(conn: Any) -> None:
     settings.limits.enabled = False
     dv_app = create_dv(settings)
     fo_app.state.emulator.settings.limits.enabled = False
-    with BackgroundServer(fo_app) as fo, BackgroundServer(dv_app) as dv:
+    tls = local_tls()  # HTTPS, as the services serve it
+    with BackgroundServer(fo_app, tls=tls) as fo, BackgroundServer(dv_app, tls=tls) as dv:
         fo_emu, dv_emu = fo_app.state.emulator, dv_app.state.emulator
         conn.send({"fo": fo.url, "dv": dv.url, "fo_tenant": fo_emu.settings.tenant_id,
                    "dv_tenant": dv_emu.settings.tenant_id, "fo_integration": fo_emu.integration.user_id,
@@ -86,9 +89,15 @@ def _serve(conn: Any) -> None:
             conn.send(time.process_time())
 
 
+def _credential(tenant: str, authority: str) -> Any:
+    """azure-identity's ClientSecretCredential, as the Function App uses it."""
+    return make_credential(tenant_id=tenant, client_id=CLIENT_ID, client_secret=SecretStr(SECRET), authority=authority)
+
+
 @contextmanager
 def emulators_in_child() -> Iterator[tuple[dict[str, Any], Callable[[], float]]]:
     """Start `_serve` in a spawned process; yields its URLs and ids, and a function giving its CPU seconds."""
+    trust_local_ca()  # before the child starts and before any HTTPS client: both inherit it
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=_serve, args=(child,), daemon=True)
@@ -227,10 +236,10 @@ class Bench:
                                                               raw_request_hook=self.requests.on_table) as service):
             info, limiter = self.info, ConcurrencyLimiter()
             erp = FinanceOperationsConnector(
-                http, ClientSecretCredential(info["fo_tenant"], CLIENT_ID, SECRET, http=http, authority=info["fo"]),
+                http, _credential(info["fo_tenant"], info["fo"]),
                 base_url=info["fo"], keys=pack_keys(pack), limiter=limiter)
             crm = DataverseConnector(
-                http, ClientSecretCredential(info["dv_tenant"], CLIENT_ID, SECRET, http=http, authority=info["dv"]),
+                http, _credential(info["dv_tenant"], info["dv"]),
                 base_url=info["dv"], limiter=limiter, batch_size=self.batch_size)
             state = StateStore(service, TableNames.with_prefix("bf" + uuid.uuid4().hex[:8]))
             await state.ensure_tables()

@@ -79,5 +79,7 @@ async def build_engine(settings: Settings, *, pack: Pack | None = None,
         limiter = ConcurrencyLimiter()
         erp = erp_connector(settings, loaded, http, limiter=limiter, retry=retry)
         crm = DataverseConnector.from_settings(settings.crm, http, limiter=limiter, retry=retry)
+        for connector in (erp, crm):  # azure-identity's credentials hold an HTTP session of their own
+            stack.push_async_callback(connector.svc.auth.credential.close)
         state = await stack.enter_async_context(open_state(settings))
         yield SyncEngine(loaded, erp=erp, crm=crm, state=state, options=options or engine_options(settings))

@@ -7,7 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from emulators.common.tls import trust_local_ca
 from tests.support.azurite import Azurite
+
+# The emulators serve HTTPS with the local CA, as the services do; trust it before any HTTPS client exists
+# (aiohttp, which azure-identity uses, reads the trusted roots when it is imported).
+trust_local_ca()
 
 
 @pytest.fixture(scope="session")

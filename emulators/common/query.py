@@ -151,7 +151,8 @@ def _necessary(node: Any, ci: bool) -> dict[str, set[str]]:
     if isinstance(node, ast.BoolOp):
         left, right = _necessary(node.left, ci), _necessary(node.right, ci)
         if isinstance(node.op, ast.And):  # both hold: each side's conditions, intersected where they meet
-            return {k: left[k] & right[k] if k in left and k in right else left.get(k) or right[k]
+            # (An empty set is a real answer: `k eq 'x' and k eq 'y'` matches nothing.)
+            return {k: left[k] & right[k] if k in left and k in right else left[k] if k in left else right[k]
                     for k in left.keys() | right.keys()}
         return {k: left[k] | right[k] for k in left.keys() & right.keys()}  # one holds: only shared fields
     return {}

@@ -12,6 +12,8 @@ from typing import Any
 
 import uvicorn
 
+from emulators.common.tls import LocalTLS, trust_local_ca
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -20,20 +22,23 @@ def free_port() -> int:
 
 
 class BackgroundServer:
-    """Serve an ASGI app on 127.0.0.1 in a thread of its own; use as a context manager."""
+    """Serve an ASGI app on 127.0.0.1 in a thread of its own; use as a context manager. With `tls` it serves
+    HTTPS with the local CA's certificate (`emulators.common.tls`), as the services do."""
 
-    def __init__(self, app: Any, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, app: Any, port: int | None = None, host: str = "127.0.0.1", *,
+                 tls: LocalTLS | None = None) -> None:
         self.host = host
         self.port = port or free_port()
         self.app = app
+        self.tls = tls
         config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan="on",
-                                access_log=False)
+                                access_log=False, **(tls.uvicorn_options() if tls else {}))
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True, name=f"emulator:{self.port}")
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def start(self) -> BackgroundServer:
         self._thread.start()
@@ -68,9 +73,15 @@ def run_cli(name: str, build: Callable[[argparse.Namespace], Any], default_port:
     parser.add_argument("--error-ratio", type=float, default=0.0, help="share of requests answered 5xx")
     parser.add_argument("--timeout-ratio", type=float, default=0.0, help="share of requests that hang")
     parser.add_argument("--no-throttle", action="store_true", help="disable service protection limits")
+    parser.add_argument("--tls", action="store_true",
+                        help="serve HTTPS with the local CA's certificate (emulators.common.tls)")
     if add_arguments:
         add_arguments(parser)
     args = parser.parse_args()
+    tls = trust_local_ca() if args.tls else None  # the emulator's own webhook calls trust it too
     app = build(args)
-    print(f"{name} emulator on http://{args.host}:{args.port}", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    print(f"{name} emulator on {'https' if tls else 'http'}://{args.host}:{args.port}", flush=True)
+    if tls:
+        print(f"clients trust it with: export SSL_CERT_FILE={tls.bundle}", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
+                **(tls.uvicorn_options() if tls else {}))

@@ -7,6 +7,7 @@ import argparse
 
 import uvicorn
 
+from emulators.common.tls import trust_local_ca
 from emulators.functions_host.host import LocalHost
 
 
@@ -15,13 +16,17 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7071)
     parser.add_argument("--no-timers", action="store_true", help="fire timers only on demand")
+    parser.add_argument("--tls", action="store_true", help="serve HTTPS with the local CA (emulators.common.tls)")
     args = parser.parse_args()
+    tls = trust_local_ca() if args.tls else None  # before the app makes any client: it must trust the emulators
     from function_app import app  # imported here: it loads the pack named by DUALSYNC_PACK_PATH
 
     host = LocalHost(app, run_timers=not args.no_timers)
-    print(f"functions host on http://{args.host}:{args.port}/api/ (function key: {host.keys['function']})",
+    scheme = "https" if tls else "http"
+    print(f"functions host on {scheme}://{args.host}:{args.port}/api/ (function key: {host.keys['function']})",
           flush=True)
-    uvicorn.run(host.asgi(), host=args.host, port=args.port, log_level="warning", access_log=False)
+    uvicorn.run(host.asgi(), host=args.host, port=args.port, log_level="warning", access_log=False,
+                **(tls.uvicorn_options() if tls else {}))
 
 
 if __name__ == "__main__":

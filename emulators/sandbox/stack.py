@@ -28,10 +28,12 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+from pydantic import SecretStr
 
 from emulators.business_central import BusinessCentralSettings
 from emulators.business_central import create_app as create_bc
 from emulators.common.server import BackgroundServer, free_port
+from emulators.common.tls import trust_local_ca
 from emulators.dataverse import DataverseSettings
 from emulators.dataverse import create_app as create_dv
 from emulators.finance_operations import FinanceOperationsSettings
@@ -48,7 +50,7 @@ from emulators.sandbox.register import (
 from emulators.sandbox.settings import INTEGRATION_CLIENT, INTEGRATION_SECRET, stack_settings
 from function_app import ROOT, build_app
 from shared.app_runtime import AppRuntime
-from shared.http.auth import BearerAuth, ClientSecretCredential
+from shared.http.auth import BearerAuth, make_credential
 from shared.mapping import Pack, System, load_pack
 from shared.settings import Settings
 
@@ -98,6 +100,9 @@ class Sandbox:
         self.pack_path = Path(pack) if Path(pack).is_absolute() else ROOT / pack
         self.pack = load_pack(self.pack_path)
         faults = {"latency_ms": latency_ms}
+        # Everything serves HTTPS with the local CA, trusted before any client (the emulators' own webhook
+        # clients among them) is made.
+        self.tls = trust_local_ca()
         # The ERP the pack was written for: Business Central, or Finance and Operations (data events).
         self.bc_app: Any = None
         self.fo_app: Any = None
@@ -145,20 +150,20 @@ class Sandbox:
         self._capture_logs()
         azurite = self._stack.enter_context(Azurite())
         erp_app = self.fo_app if self.fo_app is not None else self.bc_app
-        erp = self._stack.enter_context(BackgroundServer(erp_app))
-        dv = self._stack.enter_context(BackgroundServer(self.dv_app))
+        erp = self._stack.enter_context(BackgroundServer(erp_app, tls=self.tls))
+        dv = self._stack.enter_context(BackgroundServer(self.dv_app, tls=self.tls))
         self.erp_url, self.dv_url = erp.url, dv.url
         self.bc_url = erp.url if self.bc_app is not None else None
         self.fo_url = erp.url if self.fo_app is not None else None
         port = free_port()
-        self.functions_url = f"http://127.0.0.1:{port}"
+        self.functions_url = f"https://127.0.0.1:{port}"
         self.settings: Settings = stack_settings(
             erp.url, dv.url, erp_app, self.dv_app, azurite.connection_string, self.table_prefix,
             bc_client_state=self.bc_client_state, dataverse_key=self.dataverse_key, fo_key=self.fo_key,
             public_url=self.functions_url, pack_path=self.pack_path)
         self.host = LocalHost(build_app(self.pack), runtime=self._runtime, run_timers=self.run_timers,
                               function_key=self.function_key)
-        self._stack.enter_context(BackgroundServer(self.host.asgi(), port=port))
+        self._stack.enter_context(BackgroundServer(self.host.asgi(), port=port, tls=self.tls))
         self.http = httpx.AsyncClient(timeout=60)
         self.erp_api, self.dv_api = self._api_clients()
         if self._register_at_start:
@@ -193,10 +198,12 @@ class Sandbox:
         """Clients of both APIs as the integration client (the operator registering webhooks uses it too): the
         ERP's API root (BC API v2.0, or F&O's `/data/`) and Dataverse's Web API root."""
         erp, crm = self.settings.erp, self.settings.crm
-        erp_cred = ClientSecretCredential(erp.tenant_id, INTEGRATION_CLIENT, INTEGRATION_SECRET, http=self.http,
-                                          authority=self.erp_url)
-        dv_cred = ClientSecretCredential(crm.tenant_id, INTEGRATION_CLIENT, INTEGRATION_SECRET, http=self.http,
-                                         authority=self.dv_url)
+        secret = SecretStr(INTEGRATION_SECRET)
+        erp_cred = make_credential(tenant_id=erp.tenant_id, client_id=INTEGRATION_CLIENT, client_secret=secret,
+                                   authority=self.erp_url)
+        dv_cred = make_credential(tenant_id=crm.tenant_id, client_id=INTEGRATION_CLIENT, client_secret=secret,
+                                  authority=self.dv_url)
+        self._credentials = [erp_cred, dv_cred]
         root = (f"{self.fo_url}/data/" if self.fo_url is not None
                 else f"{self.bc_url}/v2.0/{erp.tenant_id}/{erp.environment}/api/v2.0/")
         erp_api = httpx.AsyncClient(base_url=root, timeout=60, auth=BearerAuth(erp_cred, erp.effective_scope))
@@ -209,6 +216,8 @@ class Sandbox:
         for client in ("erp_api", "dv_api", "http"):
             if (c := getattr(self, client, None)) is not None:
                 await c.aclose()
+        for credential in getattr(self, "_credentials", []):
+            await credential.close()
         # Off the loop: stopping a server joins its thread, which must not block the caller's loop forever.
         await asyncio.to_thread(self._stack.close)
         self._release_logs()

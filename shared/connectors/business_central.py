@@ -102,7 +102,7 @@ class BusinessCentralConnector(ODataReads):
         """A connector configured from `DUALSYNC_ERP__*` settings (client secret, or the managed identity)."""
         credential = credential or make_credential(
             tenant_id=settings.tenant_id, client_id=settings.client_id, client_secret=settings.client_secret,
-            authority=settings.authority, http=http)
+            authority=settings.authority)
         return cls(http, credential, tenant_id=settings.tenant_id, environment=settings.environment,
                    company_id=settings.company_id or "", company_ids=settings.company_ids,
                    base_url=settings.api_base_url, scope=settings.effective_scope,

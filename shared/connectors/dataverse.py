@@ -97,7 +97,7 @@ class DataverseConnector(MultipartBatchWrites, ODataReads):
         """A connector configured from `DUALSYNC_CRM__*` settings (client secret, or the managed identity)."""
         credential = credential or make_credential(
             tenant_id=settings.tenant_id, client_id=settings.client_id, client_secret=settings.client_secret,
-            authority=settings.authority, http=http)
+            authority=settings.authority)
         return cls(http, credential, base_url=settings.base_url, api_path=settings.api_path,
                    scope=settings.effective_scope, limiter=limiter, retry=retry,
                    redactor=Redactor([settings.client_secret]), max_concurrency=settings.max_concurrency,

@@ -127,7 +127,7 @@ class FinanceOperationsConnector(MultipartBatchWrites, ODataReads):
         """A connector configured from `DUALSYNC_ERP__*` settings with `KIND=finance_operations`."""
         credential = credential or make_credential(
             tenant_id=settings.tenant_id, client_id=settings.client_id, client_secret=settings.client_secret,
-            authority=settings.authority, http=http)
+            authority=settings.authority)
         return cls(http, credential, base_url=settings.api_base_url, scope=settings.effective_scope, keys=keys,
                    limiter=limiter, retry=retry, redactor=Redactor([settings.client_secret]),
                    max_concurrency=settings.max_concurrency, batch_size=settings.batch_size,

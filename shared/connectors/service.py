@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import ClientAuthenticationError
+from azure.core.exceptions import AzureError, ClientAuthenticationError
 
-from shared.connectors.base import ConnectorError, PermanentError, WriteOp, WriteResult
+from shared.connectors.base import ConnectorError, PermanentError, TransientError, WriteOp, WriteResult
 from shared.connectors.errors import error_from_request_error
-from shared.http.auth import BearerAuth, TokenError
+from shared.http.auth import BearerAuth
 from shared.http.limits import ConcurrencyLimiter
 from shared.http.paging import NextLinkPager, PagingError, iterate_pages
 from shared.http.redact import Redactor
@@ -57,10 +57,14 @@ class ServiceClient:
         try:
             return await self.retry.run(attempt, slot=lambda: self.limiter.slot(self.target),
                                         describe=self.describe(method, url))
-        except (TokenError, ClientAuthenticationError) as exc:
+        except ClientAuthenticationError as exc:
             # The credential already retried transient token-endpoint failures; what is left is configuration.
             raise PermanentError(self.redactor.text(f"{self.describe(method, url)}: no access token: {exc}"),
                                  status=401, code="AuthenticationFailed") from None
+        except AzureError as exc:
+            # The token endpoint could not be reached or answered 5xx after azure-core's own retries: transient.
+            raise TransientError(self.redactor.text(f"{self.describe(method, url)}: no access token yet: {exc}"),
+                                 code="TokenEndpointUnavailable") from None
 
     async def send(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
                    json: Any = None, content: bytes | None = None, context: str | None = None) -> httpx.Response:

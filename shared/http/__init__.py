@@ -3,7 +3,7 @@ redaction and OData paging. Free of any one service's client code."""
 
 from __future__ import annotations
 
-from shared.http.auth import BearerAuth, ClientSecretCredential, TokenError, make_credential
+from shared.http.auth import BearerAuth, make_credential
 from shared.http.classify import Classification, Outcome, classify, parse_retry_after
 from shared.http.limits import BUSINESS_CENTRAL, DATAVERSE, ConcurrencyLimiter
 from shared.http.paging import NextLinkPager, PagingError, iterate_pages, page_items
@@ -19,8 +19,8 @@ from shared.http.retry import (
 )
 
 __all__ = [
-    "BUSINESS_CENTRAL", "DATAVERSE", "REDACTED", "BearerAuth", "Classification", "ClientSecretCredential",
+    "BUSINESS_CENTRAL", "DATAVERSE", "REDACTED", "BearerAuth", "Classification",
     "ConcurrencyLimiter", "ConflictError", "NextLinkPager", "NotFoundError", "Outcome", "PagingError",
     "PermanentError", "Redactor", "RequestError", "RetriesExhausted", "RetryExecutor", "RetryPolicy",
-    "TokenError", "classify", "iterate_pages", "make_credential", "page_items", "parse_retry_after", "redact",
+    "classify", "iterate_pages", "make_credential", "page_items", "parse_retry_after", "redact",
 ]

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from emulators.business_central import BusinessCentralSettings
 from emulators.business_central import create_app as create_bc
 from emulators.common.server import BackgroundServer
+from emulators.common.tls import trust_local_ca
 from emulators.dataverse import DataverseSettings
 from emulators.dataverse import create_app as create_dv
 from shared.cli import app
@@ -74,8 +75,9 @@ class Emulators:
 
 @pytest.fixture(scope="module")
 def emulators() -> Iterator[Emulators]:
-    bc = BackgroundServer(create_bc(BusinessCentralSettings(records=4, seed=11)))
-    dv = BackgroundServer(create_dv(DataverseSettings(records=4, seed=11, webhook_delay_ms=0)))
+    tls = trust_local_ca()  # HTTPS, so the CLI's credentials are azure-identity's as in Azure
+    bc = BackgroundServer(create_bc(BusinessCentralSettings(records=4, seed=11)), tls=tls)
+    dv = BackgroundServer(create_dv(DataverseSettings(records=4, seed=11, webhook_delay_ms=0)), tls=tls)
     with bc, dv:
         yield Emulators(bc, dv)
 
@@ -156,5 +158,5 @@ def remote(cli_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator
     host = LocalHost(function_app, run_timers=False, function_key=ADMIN_KEY,
                      runtime=lambda h: AppRuntime(settings=settings, sender=h.sender()))
     monkeypatch.setenv("DUALSYNC_ADMIN_KEY", ADMIN_KEY)
-    with BackgroundServer(host.asgi()) as server:
+    with BackgroundServer(host.asgi(), tls=trust_local_ca()) as server:
         yield server.url

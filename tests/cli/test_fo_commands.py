@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from emulators.common.server import BackgroundServer
+from emulators.common.tls import trust_local_ca
 from emulators.dataverse import DataverseSettings
 from emulators.dataverse import create_app as create_dv
 from emulators.finance_operations import FinanceOperationsSettings
@@ -26,9 +27,10 @@ PACK = ROOT / "templates" / "fo-dataverse.yaml"
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[tuple[BackgroundServer, BackgroundServer]]:
-    fo = BackgroundServer(create_fo(FinanceOperationsSettings(records=4, seed=5, event_delay_ms=0)))
+    tls = trust_local_ca()
+    fo = BackgroundServer(create_fo(FinanceOperationsSettings(records=4, seed=5, event_delay_ms=0)), tls=tls)
     dv = BackgroundServer(create_dv(DataverseSettings(records=2, seed=5, webhook_delay_ms=0,
-                                                      alternate_keys=dataverse_keys(load_pack(PACK)))))
+                                                      alternate_keys=dataverse_keys(load_pack(PACK)))), tls=tls)
     with fo, dv:
         yield fo, dv
 

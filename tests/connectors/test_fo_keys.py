@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from shared.connectors.base import PermanentError
 from shared.connectors.finance_operations import FinanceOperationsConnector, pack_keys
 from shared.connectors.odata import key_predicate, parse_key_predicate
-from shared.http.auth import ClientSecretCredential
 from shared.mapping import load_pack
+from tests.support.credentials import EmulatorCredential
 from tests.sync.conftest import ROOT
 
 _text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
@@ -45,7 +45,7 @@ def test_malformed_ids_are_refused(bad: str) -> None:
 
 def connector(**kwargs: object) -> FinanceOperationsConnector:
     http = httpx.AsyncClient()
-    credential = ClientSecretCredential("t", "c", "s", http=http, authority="http://fo.test")
+    credential = EmulatorCredential(http, "http://fo.test", "t", "c", "s")
     return FinanceOperationsConnector(http, credential, base_url="http://fo.test", **kwargs)  # type: ignore[arg-type]
 
 
@@ -90,7 +90,7 @@ def test_guid_keysets_stay_bare() -> None:
     from shared.connectors.dataverse import DataverseConnector
     from tests.support.connectors import DV_URL
     http = httpx.AsyncClient()
-    credential = ClientSecretCredential("t", "c", "s", http=http, authority=DV_URL)
+    credential = EmulatorCredential(http, DV_URL, "t", "c", "s")
     dv = DataverseConnector(http, credential, base_url=DV_URL)
     rid = str(uuid.uuid4())
     assert dv.keyset("accounts", rid) == ("accountid asc", f"accountid gt {rid}")

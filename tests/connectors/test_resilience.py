@@ -1,4 +1,4 @@
-"""Throttling, injected faults, token refresh, our own concurrency limit, redaction, and a real socket."""
+"""Throttling, injected faults, tokens, our own concurrency limit, redaction, and real sockets over HTTPS."""
 
 from __future__ import annotations
 
@@ -12,15 +12,26 @@ from starlette.applications import Starlette
 from emulators.business_central import BusinessCentralSettings
 from emulators.business_central import create_app as create_bc
 from emulators.common.server import BackgroundServer
+from emulators.common.tls import trust_local_ca
 from emulators.dataverse import DataverseSettings
 from emulators.dataverse import create_app as create_dv
 from shared.connectors.base import PermanentError, RateLimited, TransientError, WriteOp
 from shared.connectors.business_central import BusinessCentralConnector
 from shared.connectors.dataverse import DataverseConnector
-from shared.http.auth import ClientSecretCredential
 from shared.http.limits import BUSINESS_CENTRAL, ConcurrencyLimiter
 from shared.http.retry import RetryExecutor, RetryPolicy
-from tests.support.connectors import BC_URL, CLIENT_ID, DV_URL, FAST, Sent, configure, make_bc, make_dv
+from tests.support.connectors import (
+    BC_URL,
+    CLIENT_ID,
+    DV_URL,
+    FAST,
+    Sent,
+    bc_company,
+    configure,
+    make_bc,
+    make_dv,
+)
+from tests.support.credentials import EmulatorCredential
 
 
 async def test_dataverse_429_retry_after_is_ridden_out(dv: DataverseConnector, dv_http: httpx.AsyncClient,
@@ -76,30 +87,12 @@ async def test_5xx_faults_are_ridden_out(system: str, bc_http: httpx.AsyncClient
     assert info.value.status == 500 and "after 8 attempts" in info.value.message
 
 
-async def test_token_cached_refreshed_and_renewed_after_revocation(dv_http: httpx.AsyncClient,
-                                                                   dv_app: Starlette) -> None:
-    now = [1_000_000.0]
-    settings: DataverseSettings = dv_app.state.emulator.settings
-    credential = ClientSecretCredential(settings.tenant_id, CLIENT_ID, "dualsync-integration-secret", http=dv_http,
-                                        authority=DV_URL, clock=lambda: now[0])
-    dv = DataverseConnector(dv_http, credential, base_url=DV_URL, retry=RetryExecutor(FAST))
-    first = await anext(dv.list("accounts", page_size=2))
-    await dv.get("accounts", first[0].id)
-    assert credential.fetches == 1  # cached between requests
-    now[0] += 3599 - 299  # inside the refresh margin before expiry
-    await dv.get("accounts", first[0].id)
-    assert credential.fetches == 2
-    dv_app.state.emulator.identity._tokens.clear()  # the service forgets every token (restart / revocation)
-    await dv.get("accounts", first[0].id)
-    assert credential.fetches == 3
-
-
 async def test_bad_secret_is_a_clear_error_that_never_shows_the_secret(
         bc_http: httpx.AsyncClient, bc_app: Starlette, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     secret = "wrong-secret-value-9f8e7d"
     settings: BusinessCentralSettings = bc_app.state.emulator.settings
-    credential = ClientSecretCredential(settings.tenant_id, CLIENT_ID, secret, http=bc_http, authority=BC_URL)
+    credential = EmulatorCredential(bc_http, BC_URL, settings.tenant_id, CLIENT_ID, secret)
     bc = BusinessCentralConnector(bc_http, credential, tenant_id=settings.tenant_id, environment="production",
                                   company_id=make_bc(bc_http, bc_app).company_id, base_url=f"{BC_URL}/v2.0",
                                   retry=RetryExecutor(FAST))
@@ -121,38 +114,39 @@ async def test_tokens_never_reach_logs_or_errors(dv: DataverseConnector, dv_http
     assert token not in caplog.text and token not in f"{info.value.message} {info.value.detail}"
 
 
-async def test_over_real_sockets() -> None:
-    bc_app = create_bc(BusinessCentralSettings(records=6, seed=5))
-    dv_app = create_dv(DataverseSettings(records=6, seed=5, webhook_delay_ms=0))
-    with BackgroundServer(bc_app) as bc_server, BackgroundServer(dv_app) as dv_server:
-        async with httpx.AsyncClient(timeout=10) as http:
-            bc = make_bc(http, bc_app, base=bc_server.url)
-            dv = make_dv(http, dv_app, base=dv_server.url)
-            customers = [r async for page in bc.list("customers", page_size=4) for r in page]
-            assert len(customers) == len({r.id for r in customers}) > 4
-            account = await dv.upsert("accounts", {"accountnumber": "SOCK-1"}, {"name": "Socket"})
-            customer = await bc.create("customers", {"displayName": account.values["name"]})
-            assert (await bc.get("customers", customer.id)).values["displayName"] == "Socket"
-            results = await dv.write_batch([WriteOp("delete", "accounts", id=account.id)], atomic=True)
-            assert results[0].ok
-            await bc.delete("customers", customer.id, etag=customer.etag)
-
-
-async def test_built_from_settings(bc_http: httpx.AsyncClient, bc_app: Starlette, dv_http: httpx.AsyncClient,
-                                   dv_app: Starlette) -> None:
+async def test_built_from_settings_over_https_with_azure_identity() -> None:
+    """The path the Function App takes: connectors from settings, azure-identity's ClientSecretCredential asking
+    the emulators' token endpoint, everything over HTTPS verified against the local CA."""
     from pydantic import SecretStr
 
     from shared.settings import CrmSettings, ErpSettings
 
-    bc_settings: BusinessCentralSettings = bc_app.state.emulator.settings
-    erp = ErpSettings(tenant_id=bc_settings.tenant_id, authority=BC_URL, client_id=CLIENT_ID,
-                      client_secret=SecretStr("dualsync-integration-secret"), base_url=f"{BC_URL}/v2.0",
-                      company_id=make_bc(bc_http, bc_app).company_id, page_size=5)
-    crm = CrmSettings(tenant_id="t", authority=DV_URL, client_id=CLIENT_ID,
-                      client_secret=SecretStr("dualsync-integration-secret"), base_url=DV_URL, batch_size=7)
-    bc = BusinessCentralConnector.from_settings(erp, bc_http)
-    dv = DataverseConnector.from_settings(crm, dv_http)
-    assert bc.page_size == 5 and dv.batch_size == 7 and dv.svc.auth.scope == f"{DV_URL}/.default"
-    assert len(await anext(bc.list("customers"))) == 5
-    assert (await dv.create("accounts", {"name": "From settings"})).values["name"] == "From settings"
-    assert "dualsync-integration-secret" not in bc.svc.redactor.text("x dualsync-integration-secret y")
+    tls = trust_local_ca()
+    bc_app = create_bc(BusinessCentralSettings(records=6, seed=5))
+    dv_app = create_dv(DataverseSettings(records=6, seed=5, webhook_delay_ms=0))
+    secret = SecretStr("dualsync-integration-secret")
+    with BackgroundServer(bc_app, tls=tls) as bc_server, BackgroundServer(dv_app, tls=tls) as dv_server:
+        assert bc_server.url.startswith("https://") and dv_server.url.startswith("https://")
+        bc_settings: BusinessCentralSettings = bc_app.state.emulator.settings
+        erp = ErpSettings(tenant_id=bc_settings.tenant_id, authority=bc_server.url, client_id=CLIENT_ID,
+                          client_secret=secret, base_url=f"{bc_server.url}/v2.0", company_id=bc_company(bc_app),
+                          page_size=4)
+        crm = CrmSettings(tenant_id=dv_app.state.emulator.settings.tenant_id, authority=dv_server.url,
+                          client_id=CLIENT_ID, client_secret=secret, base_url=dv_server.url, batch_size=7)
+        async with httpx.AsyncClient(timeout=10) as http:
+            bc = BusinessCentralConnector.from_settings(erp, http)
+            dv = DataverseConnector.from_settings(crm, http)
+            try:
+                assert bc.page_size == 4 and dv.batch_size == 7 and dv.svc.auth.scope == f"{dv_server.url}/.default"
+                customers = [r async for page in bc.list("customers") for r in page]
+                assert len(customers) == len({r.id for r in customers}) > 4
+                account = await dv.upsert("accounts", {"accountnumber": "SOCK-1"}, {"name": "Socket"})
+                customer = await bc.create("customers", {"displayName": account.values["name"]})
+                assert (await bc.get("customers", customer.id)).values["displayName"] == "Socket"
+                results = await dv.write_batch([WriteOp("delete", "accounts", id=account.id)], atomic=True)
+                assert results[0].ok
+                await bc.delete("customers", customer.id, etag=customer.etag)
+                assert "dualsync-integration-secret" not in bc.svc.redactor.text("x dualsync-integration-secret y")
+            finally:
+                for connector in (bc, dv):
+                    await connector.svc.auth.credential.close()

@@ -16,6 +16,7 @@ import pytest
 from emulators.business_central import BusinessCentralSettings
 from emulators.business_central import create_app as create_bc
 from emulators.common.server import BackgroundServer
+from emulators.common.tls import trust_local_ca
 from emulators.dataverse import DataverseSettings
 from emulators.dataverse import create_app as create_dv
 from emulators.functions_host import InProcessQueue, LocalHost
@@ -147,13 +148,14 @@ async def test_webhooks_travel_through_the_local_host_to_the_other_side(table_co
                                                                         table_prefix: str) -> None:
     bc_app = create_bc(BusinessCentralSettings(records=4, seed=7, notification_delay_ms=50))
     dv_app = create_dv(DataverseSettings(records=4, seed=7, webhook_delay_ms=0))
-    with BackgroundServer(bc_app) as bc, BackgroundServer(dv_app) as dv:
+    tls = trust_local_ca()
+    with BackgroundServer(bc_app, tls=tls) as bc, BackgroundServer(dv_app, tls=tls) as dv:
         settings = stack_settings(bc.url, dv.url, bc_app, dv_app, table_connection_string, table_prefix,
                                   bc_client_state=BC_STATE, dataverse_key=DV_KEY)
         host = LocalHost(function_app, run_timers=False,
                          runtime=lambda h: AppRuntime(settings=settings, sender=h.sender(),
                                                       retry=RetrySchedule(6, 0.5, 1.0)))
-        with BackgroundServer(host.asgi()) as functions:
+        with BackgroundServer(host.asgi(), tls=tls) as functions:
             async with httpx.AsyncClient(timeout=30) as http:
                 await _flow(http, settings, bc.url, dv.url, functions.url, host)
     echoes = [d for d in dv_app.state.emulator.webhooks.deliveries

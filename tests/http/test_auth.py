@@ -1,113 +1,117 @@
-"""Token acquisition against the emulators' Entra-shaped token endpoint over real HTTP."""
+"""The product's credentials (azure-identity, through `shared.http.auth.make_credential`) against the emulators'
+Entra-shaped token endpoint, over HTTPS with the local CA, as in Azure."""
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from azure.core.exceptions import ClientAuthenticationError
+from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from emulators.common.identity import Client, Identity
 from emulators.common.server import BackgroundServer
-from shared.http import BearerAuth, ClientSecretCredential, TokenError
+from emulators.common.tls import trust_local_ca
+from shared.http import BearerAuth, make_credential
 
 SCOPE = "https://api.businesscentral.dynamics.com/.default"
 
 
+class Endpoint:
+    """An identity with a whoami route, counting token requests and able to fail the next few."""
+
+    def __init__(self) -> None:
+        self.identity = Identity([Client("app-1", "app-secret-1", "user-1", "Integration")])
+        self.token_requests = 0
+        self.fail_next = 0
+        token_route = next(r for r in self.identity.routes() if r.path.endswith("/token"))
+
+        async def token(request: Request) -> Response:
+            self.token_requests += 1
+            if self.fail_next:
+                self.fail_next -= 1
+                return JSONResponse({"error": "temporarily_unavailable"}, status_code=503)
+            return await token_route.endpoint(request)
+
+        async def whoami(request: Request) -> JSONResponse:
+            client = self.identity.authenticate(request.headers.get("authorization"))
+            if client is None:
+                return JSONResponse({"error": {"code": "Unauthorized", "message": "no"}}, status_code=401)
+            return JSONResponse({"user": client.user_id})
+
+        others = [r for r in self.identity.routes() if r is not token_route]
+        self.app = Starlette(routes=[Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]), *others,
+                                     Route("/whoami", whoami)])
+
+
 @pytest.fixture(scope="module")
-def identity_server() -> Iterator[tuple[BackgroundServer, Identity]]:
-    identity = Identity([Client("app-1", "app-secret-1", "user-1", "Integration")])
-
-    async def whoami(request: Request) -> JSONResponse:
-        client = identity.authenticate(request.headers.get("authorization"))
-        if client is None:
-            return JSONResponse({"error": {"code": "Unauthorized", "message": "no"}}, status_code=401)
-        return JSONResponse({"user": client.user_id})
-
-    app = Starlette(routes=[*identity.routes(), Route("/whoami", whoami)])
-    with BackgroundServer(app) as server:
-        yield server, identity
+def endpoint() -> Iterator[tuple[BackgroundServer, Endpoint]]:
+    ep = Endpoint()
+    with BackgroundServer(ep.app, tls=trust_local_ca()) as server:
+        yield server, ep
 
 
-def test_azure_identity_refuses_plain_http_authorities() -> None:
-    # The reason shared.http.auth has its own credential; if this ever passes, azure-identity could be used.
-    from azure.identity.aio import ClientSecretCredential as AzureClientSecretCredential
+def credential(server: BackgroundServer, secret: str = "app-secret-1"):
+    return make_credential(tenant_id="tenant-1", client_id="app-1", client_secret=SecretStr(secret),
+                           authority=server.url)
 
+
+async def test_one_token_serves_many_requests(endpoint) -> None:
+    server, ep = endpoint
+    before = ep.token_requests
+    async with credential(server) as cred, httpx.AsyncClient(base_url=server.url,
+                                                             auth=BearerAuth(cred, SCOPE)) as api:
+        answers = [(await api.get("/whoami")).json() for _ in range(10)]
+    assert answers == [{"user": "user-1"}] * 10
+    assert ep.token_requests - before == 1  # azure-identity cached it
+
+
+async def test_wrong_secret_is_a_clear_error_without_the_secret(endpoint, caplog: pytest.LogCaptureFixture) -> None:
+    server, _ = endpoint
+    caplog.set_level(logging.DEBUG)
+    async with credential(server, "wrong-secret-xyz") as cred:
+        with pytest.raises(ClientAuthenticationError, match="AADSTS7000215") as caught:
+            await cred.get_token(SCOPE)
+    assert "wrong-secret-xyz" not in str(caught.value) and "wrong-secret-xyz" not in caplog.text
+
+
+async def test_transient_token_endpoint_failures_are_retried(endpoint) -> None:
+    server, ep = endpoint
+    ep.fail_next, before = 1, ep.token_requests
+    async with credential(server) as cred:
+        token = await cred.get_token(SCOPE)
+    assert ep.identity.authenticate(f"Bearer {token.token}").user_id == "user-1"
+    assert ep.token_requests - before == 2
+
+
+async def test_the_emulators_certificate_is_verified_not_ignored() -> None:
+    """A client that does not trust the local CA is refused: the HTTPS is real."""
+    ep = Endpoint()
+    with BackgroundServer(ep.app, tls=trust_local_ca()) as server:
+        async with httpx.AsyncClient(verify=False) as trusting_nothing:
+            assert (await trusting_nothing.get(f"{server.url}/whoami")).status_code == 401
+        import ssl
+
+        import certifi
+        strict = ssl.create_default_context(cafile=certifi.where())  # public roots only
+        async with httpx.AsyncClient(verify=strict) as public_only:
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await public_only.get(f"{server.url}/whoami")
+
+
+def test_plain_http_authorities_are_refused() -> None:
     with pytest.raises(ValueError, match="https"):
-        AzureClientSecretCredential("tenant", "app-1", "app-secret-1", authority="http://127.0.0.1:1")
+        make_credential(tenant_id="t", client_id="c", client_secret=SecretStr("s"), authority="http://127.0.0.1:1")
 
 
-async def test_token_is_cached_and_shared_by_concurrent_waiters(identity_server) -> None:
-    server, identity = identity_server
-    async with httpx.AsyncClient() as http:
-        credential = ClientSecretCredential("tenant-1", "app-1", "app-secret-1", http=http, authority=server.url)
-        tokens = await asyncio.gather(*(credential.get_token(SCOPE) for _ in range(20)))
-        again = await credential.get_token(SCOPE)
+def test_without_a_secret_the_managed_identity_is_used() -> None:
+    from azure.identity.aio import ManagedIdentityCredential
 
-    assert credential.fetches == 1
-    assert len({t.token for t in tokens} | {again.token}) == 1
-    assert identity.authenticate(f"Bearer {again.token}").user_id == "user-1"
-
-
-async def test_token_is_refreshed_before_expiry(identity_server) -> None:
-    server, _ = identity_server
-    now = [1_000_000.0]
-    async with httpx.AsyncClient() as http:
-        credential = ClientSecretCredential("t", "app-1", "app-secret-1", http=http, authority=server.url,
-                                            clock=lambda: now[0])
-        first = await credential.get_token(SCOPE)
-        now[0] += 3599 - 301  # still more than the 5-minute margin left
-        assert (await credential.get_token(SCOPE)).token == first.token
-        now[0] += 2  # inside the margin
-        second = await credential.get_token(SCOPE)
-
-    assert second.token != first.token and credential.fetches == 2
-    assert second.expires_on == int(now[0] + 3599)
-
-
-async def test_wrong_secret_is_a_clear_error_without_the_secret(identity_server) -> None:
-    server, _ = identity_server
-    async with httpx.AsyncClient() as http:
-        credential = ClientSecretCredential("t", "app-1", "wrong-secret-xyz", http=http, authority=server.url)
-        with pytest.raises(TokenError, match="invalid_client") as caught:
-            await credential.get_token(SCOPE)
-    assert "wrong-secret-xyz" not in str(caught.value) and "wrong-secret-xyz" not in repr(credential)
-
-
-async def test_bearer_auth_sends_the_token_and_renews_after_401(identity_server) -> None:
-    server, identity = identity_server
-    async with httpx.AsyncClient() as http:
-        credential = ClientSecretCredential("t", "app-1", "app-secret-1", http=http, authority=server.url)
-        async with httpx.AsyncClient(base_url=server.url, auth=BearerAuth(credential, SCOPE)) as api:
-            assert (await api.get("/whoami")).json() == {"user": "user-1"}
-            identity._tokens.clear()  # the emulator restarted: every issued token is unknown now
-            response = await api.get("/whoami")
-
-    assert response.status_code == 200 and credential.fetches == 2
-
-
-async def test_transient_token_endpoint_failures_are_retried() -> None:
-    answers = iter([httpx.Response(503), httpx.Response(200, json={"access_token": "tok", "expires_in": 3599})])
-    transport = httpx.MockTransport(lambda request: next(answers))
-    async with httpx.AsyncClient(transport=transport) as http:
-        from shared.http import RetryExecutor
-
-        async def no_sleep(_: float) -> None:
-            return None
-
-        credential = ClientSecretCredential("t", "c", "s3cret", http=http, authority="https://login.example",
-                                            retry=RetryExecutor(sleep=no_sleep))
-        assert (await credential.get_token(SCOPE)).token == "tok"
-
-
-def test_missing_inputs_are_refused() -> None:
-    http = httpx.AsyncClient()
-    with pytest.raises(ValueError, match="client secret"):
-        ClientSecretCredential("t", "c", "", http=http)
-    with pytest.raises(ValueError, match="tenant id"):
-        ClientSecretCredential("", "c", "s", http=http)
+    assert isinstance(make_credential(tenant_id="t", client_id="", client_secret=None,
+                                      authority="https://login.microsoftonline.com"), ManagedIdentityCredential)

@@ -14,8 +14,8 @@ from emulators.finance_operations import FinanceOperationsSettings
 from shared.connectors.business_central import BusinessCentralConnector
 from shared.connectors.dataverse import DataverseConnector
 from shared.connectors.finance_operations import FinanceOperationsConnector
-from shared.http.auth import ClientSecretCredential
 from shared.http.retry import RetryExecutor, RetryPolicy
+from tests.support.credentials import EmulatorCredential
 
 BC_URL = "http://bc.test"
 DV_URL = "http://dv.test"
@@ -45,7 +45,7 @@ def bc_company(app: Starlette) -> str:
 
 def make_bc(http: httpx.AsyncClient, app: Starlette, base: str = BC_URL, **kwargs: Any) -> BusinessCentralConnector:
     settings: BusinessCentralSettings = app.state.emulator.settings
-    credential = ClientSecretCredential(settings.tenant_id, CLIENT_ID, SECRET, http=http, authority=base)
+    credential = EmulatorCredential(http, base, settings.tenant_id, CLIENT_ID, SECRET)
     kwargs.setdefault("retry", RetryExecutor(FAST))
     return BusinessCentralConnector(http, credential, tenant_id=settings.tenant_id, environment=settings.environment,
                                     company_id=bc_company(app), base_url=f"{base}/v2.0", **kwargs)
@@ -53,14 +53,14 @@ def make_bc(http: httpx.AsyncClient, app: Starlette, base: str = BC_URL, **kwarg
 
 def make_dv(http: httpx.AsyncClient, app: Starlette, base: str = DV_URL, **kwargs: Any) -> DataverseConnector:
     settings: DataverseSettings = app.state.emulator.settings
-    credential = ClientSecretCredential(settings.tenant_id, CLIENT_ID, SECRET, http=http, authority=base)
+    credential = EmulatorCredential(http, base, settings.tenant_id, CLIENT_ID, SECRET)
     kwargs.setdefault("retry", RetryExecutor(FAST))
     return DataverseConnector(http, credential, base_url=base, **kwargs)
 
 
 def make_fo(http: httpx.AsyncClient, app: Starlette, base: str = FO_URL, **kwargs: Any) -> FinanceOperationsConnector:
     settings: FinanceOperationsSettings = app.state.emulator.settings
-    credential = ClientSecretCredential(settings.tenant_id, CLIENT_ID, SECRET, http=http, authority=base)
+    credential = EmulatorCredential(http, base, settings.tenant_id, CLIENT_ID, SECRET)
     kwargs.setdefault("retry", RetryExecutor(FAST))
     return FinanceOperationsConnector(http, credential, base_url=base, **kwargs)
 
