@@ -61,6 +61,10 @@ def parse_prefer(headers: dict[str, str]) -> dict[str, str | None]:
 
 async def handle(emu: Emulator, req: ApiRequest) -> ApiResponse:
     try:
+        from emulators.dataverse import metadata  # table definitions, $metadata, functions (metadata.py)
+
+        if (served := metadata.route(emu, req)) is not None:
+            return served
         bound, sep, action = req.path.partition("/Microsoft.Dynamics.CRM.")
         if sep:  # a bound action, `{entityset}/Microsoft.Dynamics.CRM.CreateMultiple` (bulk.py)
             from emulators.dataverse import bulk  # bulk builds on this module's writes

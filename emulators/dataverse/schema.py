@@ -291,3 +291,47 @@ def _line_attrs(parent: str) -> list[Attr]:
 
 def by_logical(tables: dict[str, TableDef]) -> dict[str, TableDef]:
     return {t.logical: t for t in tables.values()}
+
+
+@dataclass(frozen=True)
+class TableFacts:
+    """What the table definitions (EntityMetadata) say about a table beyond its columns: schema name, display
+    names and ObjectTypeCode. Microsoft's tables keep their documented codes (Microsoft Learn table reference,
+    and the `EntityTypeCode` of the SDK's generated classes); a solution's tables get codes from 10000 up, fixed
+    here so they stay stable (a real environment numbers them in install order)."""
+
+    schema_name: str
+    display: str
+    plural: str
+    type_code: int
+    ownership: str | None = None  # OwnershipTypes member when not implied by an `ownerid` column
+
+
+# Keyed by logical name; a test checks these cover exactly the tables build_tables() serves.
+TABLE_FACTS: dict[str, TableFacts] = {f.schema_name.lower(): f for f in (
+    TableFacts("Account", "Account", "Accounts", 1),
+    TableFacts("Contact", "Contact", "Contacts", 2),
+    TableFacts("Opportunity", "Opportunity", "Opportunities", 3),
+    TableFacts("SystemUser", "User", "Users", 8, "BusinessOwned"),
+    TableFacts("TransactionCurrency", "Currency", "Currencies", 9105),
+    TableFacts("UoMSchedule", "Unit Group", "Unit Groups", 1056),
+    TableFacts("UoM", "Unit", "Units", 1055),
+    TableFacts("PriceLevel", "Price List", "Price Lists", 1022),
+    TableFacts("Product", "Product", "Products", 1024),
+    TableFacts("ProductPriceLevel", "Price List Item", "Price List Items", 1026),
+    TableFacts("Quote", "Quote", "Quotes", 1084),
+    TableFacts("QuoteDetail", "Quote Product", "Quote Products", 1085),
+    TableFacts("SalesOrder", "Order", "Orders", 1088),
+    TableFacts("SalesOrderDetail", "Order Product", "Order Products", 1089),
+    TableFacts("Invoice", "Invoice", "Invoices", 1090),
+    TableFacts("InvoiceDetail", "Invoice Product", "Invoice Products", 1091),
+    TableFacts("ServiceEndpoint", "Service Endpoint", "Service Endpoints", 4618),
+    TableFacts("SdkMessageProcessingStep", "Sdk Message Processing Step", "Sdk Message Processing Steps", 4608),
+    TableFacts("SdkMessageProcessingStepImage", "Sdk Message Processing Step Image",
+               "Sdk Message Processing Step Images", 4615),
+    # Dual-write solution tables (schema names and labels unconfirmed).
+    TableFacts("cdm_company", "Company", "Companies", 10000),
+    TableFacts("msdyn_customergroup", "Customer group", "Customer groups", 10001),
+    TableFacts("msdyn_vendor", "Vendor", "Vendors", 10002),
+    TableFacts("msdyn_paymentterm", "Payment term", "Payment terms", 10003),
+)}
