@@ -71,6 +71,13 @@ def parse_query(params: Mapping[str, str], known_fields: set[str]) -> Query:
     return q
 
 
+def sort_component(value: Any, descending: bool) -> Any:
+    """One part of a sort key: nulls first (as SQL Server orders them), any type; inverted when descending.
+    Every ordering the emulators do ($orderby, fetchXml `order`, `$apply` groups) builds its keys with it."""
+    comp = (value is not None, value if value is not None else 0)
+    return _Desc(comp) if descending else comp
+
+
 class _Desc:
     """Inverts ordering for descending sort components."""
 
@@ -92,11 +99,7 @@ def _sort_values(row: Mapping[str, Any], orderby: list[tuple[str, bool]], key: s
 
 def _sort_key(values: list[Any], orderby: list[tuple[str, bool]]) -> tuple[Any, ...]:
     desc = [d for _, d in orderby] + [False]
-    parts = []
-    for v, d in zip(values, desc, strict=True):
-        comp = (v is not None, v if v is not None else 0)  # nulls sort first, as in SQL
-        parts.append(_Desc(comp) if d else comp)
-    return tuple(parts)
+    return tuple(sort_component(v, d) for v, d in zip(values, desc, strict=True))
 
 
 def run_query(rows: Iterable[dict[str, Any]], q: Query, *, key: str, page_size: int,

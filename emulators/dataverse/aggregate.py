@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from emulators.common.query import QueryError
+from emulators.common.query import QueryError, sort_component
 from emulators.dataverse.annotations import FORMATTED, Formatter, format_datetime, money
 from emulators.dataverse.errors import BAD_PROPERTY, QUERY_SYNTAX, DataverseError
 from emulators.dataverse.expand import split_top, syntax_error
@@ -197,25 +197,7 @@ def _orderby(text: str, spec: Apply) -> list[tuple[str, bool]]:
 
 
 def _order_key(row: dict[str, Any], order: list[tuple[str, bool]]) -> tuple[Any, ...]:
-    parts: list[Any] = []
-    for name, desc in order:
-        v = row.get(name)
-        comp = (v is not None, v if v is not None else 0)
-        parts.append(_Desc(comp) if desc else comp)
-    return tuple(parts)
-
-
-class _Desc:
-    __slots__ = ("v",)
-
-    def __init__(self, v: Any) -> None:
-        self.v = v
-
-    def __lt__(self, other: _Desc) -> bool:
-        return other.v < self.v
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Desc) and self.v == other.v
+    return tuple(sort_component(row.get(name), desc) for name, desc in order)
 
 
 def annotate(spec: Apply, table: TableDef, out: dict[str, Any], source: dict[str, Any],

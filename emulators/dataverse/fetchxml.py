@@ -40,6 +40,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from emulators.common.query import sort_component
 from emulators.dataverse.errors import DataverseError
 from emulators.dataverse.payload import parse_datetime
 from emulators.dataverse.schema import EDM, Attr, TableDef
@@ -382,21 +383,6 @@ def _row_value(attr: Attr, value: Any) -> Any:
 
 # ----- running
 
-class _Rev:
-    """Inverts the order of one sort component (descending)."""
-
-    __slots__ = ("v",)
-
-    def __init__(self, v: Any) -> None:
-        self.v = v
-
-    def __lt__(self, other: _Rev) -> bool:
-        return other.v < self.v
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Rev) and self.v == other.v
-
-
 @dataclass
 class Result:
     rows: list[dict[str, Any]]
@@ -414,9 +400,7 @@ def run(fetch: Fetch, rows: list[dict[str, Any]], fmt: Formatter) -> Result:
     def sort_key(row: dict[str, Any]) -> tuple[Any, ...]:
         parts: list[Any] = []
         for attr, desc in fetch.orders:
-            v = _order_value(attr, row, fmt, fetch.raw_order)
-            comp = (v is not None, v if v is not None else 0)  # nulls first, as SQL Server orders them
-            parts.append(_Rev(comp) if desc else comp)
+            parts.append(sort_component(_order_value(attr, row, fmt, fetch.raw_order), desc))
         parts.append((True, str(row[table.key])))
         return tuple(parts)
 
