@@ -87,7 +87,7 @@ def entity_response(env: Environment, req: ApiRequest, entity: EntitySet, row: d
     """One entity, shaped by its request's `$select` / `$expand` (GET, and the answer to POST and PATCH)."""
     q, navs = options
     body: dict[str, Any] = {"@odata.context": f"{req.base}$metadata#{context}"}
-    body.update(shape(env, row, q, Expander(env, navs) if navs else None))
+    body.update(shape(env, entity, row, q, Expander(env, navs) if navs else None))
     return ApiResponse(status, body, {"ETag": row["@odata.etag"]})
 
 

@@ -5,7 +5,8 @@ Documented: "Call (GET) the endpoint to list all the API; call (GET) the endpoin
 metadata for the API" ("Tips for working with the APIs"); the types are in namespace `Microsoft.NAV` and the
 API reference names enum types `NAV.contactType`, `NAV.customerBlocked`… (resource type pages). Enum member
 names are the captions with characters that are not allowed in an identifier encoded as `_xHHHH_` (" " →
-`_x0020_`), as BC's metadata does ("Use OData to return and obtain a service metadata document").
+`_x0020_`), as BC's metadata does ("Use OData to return and obtain a service metadata document"); they are
+also the values reads return and filters compare (`enums.member_name`, the one encoding).
 
 Unconfirmed, chosen to be a valid CSDL document a standard client can use:
 - the container is named `default`; the schema has the alias `NAV` (the reference writes `NAV.<type>`);
@@ -23,21 +24,12 @@ import functools
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
+from emulators.business_central.enums import member_name
 from emulators.business_central.schema import NAMESPACE, SERVED, EntitySet
 
 EDMX_NS = "http://docs.oasis-open.org/odata/ns/edmx"
 EDM_NS = "http://docs.oasis-open.org/odata/ns/edm"
 CONTAINER = "default"
-
-
-def member_name(caption: str) -> str:
-    """An enum caption as a CSDL member name: letters, digits and `_` kept (not a leading digit), any other
-    character as `_xHHHH_` (XmlConvert-style, as BC writes " " → `_x0020_`, "-" → `_x002D_`)."""
-    out = []
-    for i, ch in enumerate(caption):
-        ok = ch == "_" or ch.isalpha() or (ch.isdigit() and i > 0)
-        out.append(ch if ok and ch.isascii() else f"_x{ord(ch):04X}_")
-    return "".join(out)
 
 
 def _tag(name: str, attrs: dict[str, Any], children: list[str] | None = None, indent: int = 0) -> str:

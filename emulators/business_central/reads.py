@@ -10,10 +10,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from emulators.business_central.enums import bind_filter
 from emulators.business_central.errors import BCError, bad_request
 from emulators.business_central.options import COLLECTION, COUNT, check_options, parse_expand
 from emulators.business_central.routing import ApiRequest, ApiResponse
-from emulators.business_central.schema import EMPTY_GUID, ENTITY_SETS, EntitySet, Nav
+from emulators.business_central.schema import EMPTY_GUID, ENTITY_SETS, SERVED, EntitySet, Nav
 from emulators.business_central.state import COMPANY, Environment
 from emulators.common.query import Page, Query, QueryError, parse_query, project, run_query
 
@@ -47,6 +48,8 @@ def read_options(entity: EntitySet, params: Mapping[str, str], allowed: frozense
         q = parse_query(params, set(entity.fields))
     except QueryError as exc:
         raise bad_request(str(exc)) from exc
+    if q.filter is not None:
+        q.filter = bind_filter(entity, q.filter)  # enum literals: BC's member names, compared as stored
     return q, parse_expand(entity, params.get("$expand"))
 
 
@@ -69,7 +72,9 @@ class Expander:
         if not ref or ref == EMPTY_GUID:
             return None  # BC answers null for an empty reference
         found = self.env.store.table(nav.target).find(ref)
-        return self.env.render(found) if found is not None and found.get(COMPANY) == row.get(COMPANY) else None
+        if found is None or found.get(COMPANY) != row.get(COMPANY):
+            return None
+        return self.env.render(found, SERVED[nav.target])
 
     def _many(self, nav: Nav, row: dict[str, Any]) -> list[dict[str, Any]]:
         index = self._indexes.get(nav.name)
@@ -78,15 +83,17 @@ class Expander:
             for r in self.env.store.table(nav.target).all():
                 index[_owner(nav, r)].append(r)
         key = row["id"].lower() if nav.via == COMPANY else (row.get(COMPANY), row["id"])
-        return [self.env.render(r) for r in index.get(key, ())]
+        target = SERVED[nav.target]
+        return [self.env.render(r, target) for r in index.get(key, ())]
 
 
 def _owner(nav: Nav, row: dict[str, Any]) -> Any:
     return row.get(COMPANY) if nav.via == COMPANY else (row.get(COMPANY), row.get(nav.via))
 
 
-def shape(env: Environment, row: dict[str, Any], q: Query, expander: Expander | None = None) -> dict[str, Any]:
-    out = project(env.render(row), q.select, always=("@odata.etag",))
+def shape(env: Environment, entity: EntitySet, row: dict[str, Any], q: Query,
+          expander: Expander | None = None) -> dict[str, Any]:
+    out = project(env.render(row, entity), q.select, always=("@odata.etag",))
     if expander is not None:
         expander.fill(row, out)
     return out
@@ -134,7 +141,7 @@ def read_collection(env: Environment, req: ApiRequest, entity: EntitySet, rows: 
     if q.count:
         body["@odata.count"] = page.count if total is None else total
     expander = Expander(env, navs) if navs else None
-    body["value"] = [shape(env, r, q, expander) for r in page.rows]
+    body["value"] = [shape(env, entity, r, q, expander) for r in page.rows]
     if page.next_token:
         params = {k: v for k, v in req.query.items() if k != "$skiptoken"}
         params["$skiptoken"] = f"{page.next_token}.{size}"

@@ -29,7 +29,7 @@ NAMESPACE = "Microsoft.NAV"
 class Field:
     type: str  # string | guid | decimal | int | int64 | bool | date | datetime
     max_len: int | None = None
-    options: tuple[str, ...] | None = None  # enum values (BC enums travel as their captions)
+    options: tuple[str, ...] | None = None  # enum captions in ordinal order (stored; on the wire: enums.py)
     read_only: bool = False
     enum: str | None = None  # the OData enum type of `options`, e.g. "contactType" (NAV.contactType)
 

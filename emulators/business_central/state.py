@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
+from emulators.business_central.enums import to_wire
 from emulators.business_central.schema import COMPANY, ENTITY_SETS, EntitySet, format_number
 from emulators.business_central.settings import BusinessCentralSettings
 from emulators.common.faults import FaultInjector
@@ -81,13 +82,14 @@ class Environment:
         row["@odata.etag"] = make_etag(version)
         row["_modifiedBy"] = actor.user_id
 
-    def render(self, row: dict[str, Any]) -> dict[str, Any]:
-        """A stored row as the API returns it: etag first, hidden fields dropped."""
+    def render(self, row: dict[str, Any], entity: EntitySet) -> dict[str, Any]:
+        """A stored row as the API returns it: etag first, hidden fields dropped, enum captions as their
+        member names (enums.py)."""
         out = {"@odata.etag": row.get("@odata.etag")}
         if "id" in row:
             out["id"] = row["id"]
         out.update((k, v) for k, v in row.items() if not k.startswith("_") and k not in out)
-        return out
+        return to_wire(entity, out)
 
     # --- lookups
     def users(self) -> dict[str, Actor]:

@@ -3,7 +3,8 @@
 OData level (code `BadRequest`): unknown property, wrong JSON type, null for a non-nullable field. Read-only
 fields (`id`, `lastModifiedDateTime`, totals…) and `@odata.*` annotations in a body are ignored, so a client
 may send back a record it read (BC behaviour for read-only page fields is unconfirmed; ignoring is the
-documented-looking choice). AL level: enum options, text lengths, references to other records.
+documented-looking choice). AL level: enum options (member names as BC sends them, or captions: see
+enums.py), text lengths, references to other records.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from emulators.business_central.enums import enum_of
 from emulators.business_central.errors import BCError, bad_request
-from emulators.business_central.schema import EDM_TYPES, EMPTY_GUID, EntitySet, Field
+from emulators.business_central.schema import EMPTY_GUID, EntitySet, Field
 
 
 def check_body(entity: EntitySet, body: Any) -> dict[str, Any]:
@@ -35,7 +37,7 @@ def check_body(entity: EntitySet, body: Any) -> dict[str, Any]:
 
 
 def coerce(name: str, spec: Field, value: Any) -> Any:
-    edm = EDM_TYPES[spec.type]
+    edm = spec.edm  # an enum field's type is its enum type (Microsoft.NAV.customerBlocked), as odata.net names it
     if value is None:
         raise bad_request(f"A null value was found for the property named '{name}', which has the expected type "
                           f"'{edm}[Nullable=False]'. The expected type '{edm}[Nullable=False]' does not allow "
@@ -45,11 +47,15 @@ def coerce(name: str, spec: Field, value: Any) -> Any:
     if t in ("string", "guid", "date", "datetime") and not isinstance(value, str):
         raise BCError(400, "BadRequest", f"Cannot convert a primitive value to the expected type '{edm}'. "
                                          "See the inner exception for more details.")
-    if t == "string":
-        if spec.options is not None and value not in spec.options:
-            # AL option validation; code and wording as in BC's documented $batch example.
+    if spec.options is not None:
+        stored = enum_of(spec).accept(value)  # the member name BC sends (or the caption): stored as the caption
+        if stored is None:
+            # AL option validation; code and wording as in BC's documented $batch example, which lists the
+            # captions ("Inventory,Service,Non-Inventory"), not the member names.
             raise BCError(400, "Unknown", f"'{value}' is not an option. The existing options are: "
                                           f"{','.join(spec.options)}")
+        return stored
+    if t == "string":
         if spec.max_len is not None and len(value) > spec.max_len:
             raise BCError(400, "Application_DialogException",
                           f"The length of the string is {len(value)}, but it must be less than or equal to "

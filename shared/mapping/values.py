@@ -3,6 +3,7 @@ maps). Keys are the field's *forward* source values (ERP values for a bidirectio
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -10,6 +11,14 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from shared.mapping.errors import TransformError
 
 Unmapped = Literal["error", "blank", "keep", "fallback"]
+
+# `_xHHHH_`: a character XmlConvert encodes in a name ("_x0020_" is " ", "_x002D_" is "-").
+_XML_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def xml_decoded(text: str) -> str:
+    """`text` with every `_xHHHH_` replaced by its character."""
+    return _XML_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
 
 
 def value_key(value: Any) -> tuple[str, Any]:
@@ -69,6 +78,17 @@ class ValueMap(BaseModel):
         key = value_key(value)
         if key in lookup:
             return lookup[key]
+        # Business Central sends enum values as their `$metadata` member names, XmlConvert-encoded (a blank
+        # option is "_x0020_", "Non-Inventory" is "Non_x002D_Inventory"); older documentation examples and
+        # hand-written packs key them by caption (" "). A text value no key matches exactly is therefore
+        # compared once more with `_xHHHH_` decoded on both sides, so a pack written either way maps what a real
+        # tenant sends. What a map produces is sent as written: a pack that writes BC enums must hold the
+        # encoded names (templates/bc-sales.yaml does).
+        if isinstance(value, str):
+            wanted = xml_decoded(value)
+            for k, v in table.items():
+                if isinstance(k, str) and xml_decoded(k) == wanted:
+                    return v
         if self.unmapped == "blank":
             return None
         if self.unmapped == "keep":

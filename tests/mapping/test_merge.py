@@ -10,7 +10,7 @@ from shared.mapping import Side, Snapshot, diff, field_values
 
 NAME, PHONE, STATE, CUR = "displayName ⇄ name", "phoneNumber ⇄ telephone1", "blocked ⇄ statecode", \
     "currencyId ⇄ transactioncurrencyid"
-ERP = {"number": "C1", "displayName": "Contoso", "phoneNumber": "1", "blocked": " ", "currencyId": "e-1"}
+ERP = {"number": "C1", "displayName": "Contoso", "phoneNumber": "1", "blocked": "_x0020_", "currencyId": "e-1"}
 CRM = {"accountnumber": "C1", "name": "Contoso", "telephone1": "1", "statecode": 0,
        "_transactioncurrencyid_value": "c-1"}
 

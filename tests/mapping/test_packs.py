@@ -37,7 +37,7 @@ def test_bc_sales_has_the_14_mappings_and_3_option_mappings(bc_sales):
 def test_bc_customer_to_account(bc_sales):
     customer = {"id": "b1", "number": "10000", "displayName": "Adatum Corporation", "addressLine1": "Station Street 52",
                 "city": "Zaanstad", "postalCode": "1530", "country": "NL", "phoneNumber": "+31 20 000",
-                "email": "robert@adatum.com", "website": "adatum.com", "blocked": " ", "creditLimit": 5000,
+                "email": "robert@adatum.com", "website": "adatum.com", "blocked": "_x0020_", "creditLimit": 5000,
                 "currencyId": "eur-bc", "salespersonCode": "PS", "paymentTermsId": "pt-bc",
                 "shipmentMethodId": None}
     result = map_record(bc_sales.mapping("customers"), customer, "to_crm", creating=True, resolved={

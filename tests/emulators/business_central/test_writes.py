@@ -32,7 +32,7 @@ async def test_post_creates_with_number_series_and_defaults(bc: httpx.AsyncClien
     assert resp.headers["Location"].endswith(f"/customers({body['id']})")
     assert body["@odata.context"].endswith("/customers/$entity")
     assert body["number"] == "C00210"  # 20 seeded customers: C00010 … C00200, step 10
-    assert body["blocked"] == " " and body["type"] == "Company" and body["currencyId"] == EMPTY_GUID
+    assert body["blocked"] == "_x0020_" and body["type"] == "Company" and body["currencyId"] == EMPTY_GUID
     assert MS_STAMP.fullmatch(body["lastModifiedDateTime"])
     second = (await bc.post(f"{base}customers", json={"displayName": "Another"})).json()
     assert second["number"] == "C00220" and second["id"] != body["id"]
