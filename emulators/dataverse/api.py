@@ -65,6 +65,11 @@ async def handle(emu: Emulator, req: ApiRequest) -> ApiResponse:
 
         if (served := metadata.route(emu, req)) is not None:
             return served
+        from emulators.dataverse import bulk_delete  # the BulkDelete action and its system job tables
+
+        if req.path == bulk_delete.ACTION:
+            return await bulk_delete.submit(emu, req)
+        bulk_delete.refuse_platform_writes(emu, req)
         bound, sep, action = req.path.partition("/Microsoft.Dynamics.CRM.")
         if sep:  # a bound action, `{entityset}/Microsoft.Dynamics.CRM.CreateMultiple` (bulk.py)
             from emulators.dataverse import bulk  # bulk builds on this module's writes

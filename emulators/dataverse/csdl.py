@@ -93,6 +93,7 @@ def _build(keys: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...], annotated:
         for member, value in members.items():
             sub(enum, "Member", Name=member, Value=str(value))
     _operations(schema)
+    _bulk_delete(schema)
     _container(schema, tables)
     return serialize(root)
 
@@ -170,6 +171,27 @@ def _operations(schema: ET.Element) -> None:
             sub(action, "ReturnType", Type=_BULK[name], Nullable="false")
 
 
+def _bulk_delete(schema: ET.Element) -> None:
+    """The unbound BulkDelete action (bulk_delete.py), its parameter and result types ("BulkDelete Action",
+    "QueryExpression ComplexType" …; the ConditionOperator members the emulator evaluates)."""
+    from emulators.dataverse import bulk_delete
+
+    for name, (base, props) in bulk_delete.COMPLEX_TYPES.items():
+        ctype = sub(schema, "ComplexType", Name=name, BaseType=base and f"mscrm.{base}",
+                    Abstract="true" if not props else None)  # QueryBase
+        for prop, typ in props.items():
+            sub(ctype, "Property", Name=prop, Type=typ, Nullable="false" if typ == "Edm.Guid" else None)
+    for name, members in bulk_delete.ENUM_TYPES.items():
+        enum = sub(schema, "EnumType", Name=name, UnderlyingType="Edm.Int32")
+        for member, value in members.items():
+            sub(enum, "Member", Name=member, Value=str(value))
+    action = sub(schema, "Action", Name=bulk_delete.ACTION)
+    for param, typ, nullable in bulk_delete.PARAMETERS:
+        sub(action, "Parameter", Name=param, Type=typ, Nullable=None if nullable else "false",
+            Unicode="false" if typ == "Edm.String" else None)
+    sub(action, "ReturnType", Type=f"mscrm.{bulk_delete.RESPONSE}", Nullable="false")
+
+
 def bulk_actions() -> list[str]:
     """The bulk actions bulk.py serves (declared only when served)."""
     try:
@@ -190,3 +212,4 @@ def _container(schema: ET.Element, tables: dict[str, TableDef]) -> None:
     sub(container, "EntitySet", Name="EntityDefinitions", EntityType="mscrm.EntityMetadata")
     for name in SIGNATURES:
         sub(container, "FunctionImport", Name=name, Function=f"mscrm.{name}")
+    sub(container, "ActionImport", Name="BulkDelete", Action="mscrm.BulkDelete")  # bulk_delete.py

@@ -48,6 +48,8 @@ class TableDef:
     attrs: dict[str, Attr]
     primary_name: str
     states: dict[int, tuple[int, ...]] = field(default_factory=dict)  # statecode → statuscodes (first = default)
+    # Written only by the platform here (the system job tables): the Web API refuses writes (api.py).
+    api_read_only: bool = False
 
     @property
     def key(self) -> str:
@@ -113,7 +115,7 @@ def _system(owned: bool) -> list[Attr]:
 
 def _table(entity_set: str, logical: str, primary: str, attrs: list[Attr], *, owned: bool = True,
            states: dict[int, tuple[int, ...]] | None = None,
-           labels: tuple[dict[int, str], dict[int, str]] | None = None) -> TableDef:
+           labels: tuple[dict[int, str], dict[int, str]] | None = None, api_read_only: bool = False) -> TableDef:
     """`labels`: (statecode labels, statuscode labels); default Active/Inactive."""
     everything = [Attr(f"{logical}id", "guid"), *attrs, *_system(owned)]
     if states:
@@ -122,7 +124,7 @@ def _table(entity_set: str, logical: str, primary: str, attrs: list[Attr], *, ow
         everything += [Attr("statecode", "option", options=tuple(states),
                             labels=tuple(state_labels[v] for v in states)),
                        Attr("statuscode", "option", options=statuses, labels=tuple(status_labels[v] for v in statuses))]
-    return TableDef(entity_set, logical, {a.name: a for a in everything}, primary, states or {})
+    return TableDef(entity_set, logical, {a.name: a for a in everything}, primary, states or {}, api_read_only)
 
 
 _ACTIVE = {0: (1,), 1: (2,)}
@@ -263,8 +265,80 @@ def build_tables() -> dict[str, TableDef]:
             _opt("imagetype", {0: "PreImage", 1: "PostImage", 2: "Both"}),
             *_a("sdkmessageprocessingstepid:lookup=sdkmessageprocessingstep"),
         ], owned=False),
+        # System jobs (Microsoft Learn, "System Job (AsyncOperation) table reference", "BulkDeleteOperation table
+        # reference"): the BulkDelete action's job and its bulk delete operation (bulk_delete.py). A subset of
+        # the columns; the platform writes them, the API only reads them here.
+        _table("asyncoperations", "asyncoperation", "name", [
+            *_a("name messagename message friendlymessage recurrencepattern"),
+            _opt("operationtype", ASYNC_OPERATION_TYPES),
+            Attr("errorcode", "int", read_only=True), Attr("retrycount", "int", read_only=True),
+            Attr("depth", "int"), Attr("correlationid", "guid"), Attr("postponeuntil", "datetime"),
+            Attr("startedon", "datetime", read_only=True), Attr("completedon", "datetime", read_only=True),
+        ], states=JOB_STATES, labels=(JOB_STATE_LABELS, JOB_STATUS_LABELS), api_read_only=True),
+        _table("bulkdeleteoperations", "bulkdeleteoperation", "name", [
+            Attr("name", "string", read_only=True),
+            Attr("asyncoperationid", "lookup", ("asyncoperation",), read_only=True),
+            Attr("successcount", "int", read_only=True), Attr("failurecount", "int", read_only=True),
+            Attr("isrecurring", "bool", read_only=True), Attr("nextrun", "datetime", read_only=True),
+            Attr("processingqeindex", "int", read_only=True), Attr("orderedquerysetxml", "string", read_only=True),
+        ], states=BULK_DELETE_STATES, labels=(JOB_STATE_LABELS, JOB_STATUS_LABELS), api_read_only=True),
     ]
     return {t.entity_set: t for t in tables}
+
+
+# System job states and status reasons (asyncoperation StateCode / StatusCode choices). The bulk delete
+# operation documents the same values plus Retrying (11) and Paused (12) under Suspended; its documented default
+# statuses (1, 2, 2, 2) are not statuses of those states, so the first of each state is the default here
+# (unconfirmed).
+JOB_STATE_LABELS = {0: "Ready", 1: "Suspended", 2: "Locked", 3: "Completed"}
+JOB_STATUS_LABELS = {0: "Waiting For Resources", 10: "Waiting", 11: "Retrying", 12: "Paused", 20: "In Progress",
+                     21: "Pausing", 22: "Canceling", 30: "Succeeded", 31: "Failed", 32: "Canceled"}
+JOB_STATES = {0: (0,), 1: (10,), 2: (20, 21, 22), 3: (30, 31, 32)}
+BULK_DELETE_STATES = {0: (0,), 1: (10, 11, 12), 2: (20, 21, 22), 3: (30, 31, 32)}
+# asyncoperation OperationType choices ("System Job Type"); 13 = Bulk Delete.
+ASYNC_OPERATION_TYPES = {
+    1: "System Event", 2: "Bulk Email", 3: "Import File Parse", 4: "Transform Parse Data", 5: "Import",
+    6: "Activity Propagation", 7: "Duplicate Detection Rule Publish", 8: "Bulk Duplicate Detection",
+    9: "SQM Data Collection", 10: "Workflow", 11: "Quick Campaign", 12: "Matchcode Update", 13: "Bulk Delete",
+    14: "Deletion Service", 15: "Index Management", 16: "Collect Organization Statistics", 17: "Import Subprocess",
+    18: "Calculate Organization Storage Size", 19: "Collect Organization Database Statistics",
+    20: "Collection Organization Size Statistics", 21: "Database Tuning",
+    22: "Calculate Organization Maximum Storage Size", 23: "Bulk Delete Subprocess", 24: "Update Statistic Intervals",
+    25: "Organization Full Text Catalog Index", 26: "Database log backup", 27: "Update Contract States",
+    28: "DBCC SHRINKDATABASE maintenance job", 29: "DBCC SHRINKFILE maintenance job",
+    30: "Reindex all indices maintenance job", 31: "Storage Limit Notification",
+    32: "Cleanup inactive workflow assemblies", 35: "Recurring Series Expansion", 38: "Import Sample Data",
+    40: "Goal Roll Up", 41: "Audit Partition Creation", 42: "Check For Language Pack Updates",
+    43: "Provision Language Pack", 44: "Update Organization Database", 45: "Update Solution",
+    46: "Regenerate Entity Row Count Snapshot Data", 47: "Regenerate Read Share Snapshot Data", 49: "Post to Yammer",
+    50: "Outgoing Activity", 51: "Incoming Email Processing", 52: "Mailbox Test Access",
+    53: "Encryption Health Check", 54: "Execute Async Request", 56: "Update Entitlement States",
+    57: "Calculate Rollup Field", 58: "Mass Calculate Rollup Field", 59: "Import Translation",
+    62: "Convert Date And Time Behavior", 63: "EntityKey Index Creation", 65: "Update Knowledge Article States",
+    68: "Resource Booking Sync", 69: "Relationship Assistant Cards", 71: "Cleanup Solution Components",
+    72: "App Module Metadata Operation", 73: "ALM Anomaly Detection Operation", 75: "Flow Notification",
+    76: "Ribbon Client Metadata Operation", 79: "CallbackRegistration Expander Operation",
+    85: "Migrate notes to attachments job", 86: "Migrate article content to file storage",
+    87: "Updated Deactived On for Resolved Cases job", 90: "CascadeAssign", 91: "CascadeDelete",
+    92: "Event Expander Operation", 93: "Import Solution Metadata", 94: "Bulk Delete File Attachment",
+    95: "Refresh Business Unit for Records Owned By Principal", 96: "Revoke Inherited Access",
+    98: "Create Or Refresh Virtual Entity", 100: "Cascade FlowSession Permissions Async Operation",
+    101: "Update Modern Flow Async Operation", 102: "AsyncArchive Async Operation",
+    103: "Cancel Async Operations (System)", 201: "Provision language for user",
+    202: "Export Solution Async Operation", 203: "Import Solution Async Operation", 204: "PublishAll Async Operation",
+    207: "DeleteAndPromote Async Operation", 208: "UninstallSolution Async Operation",
+    209: "ProvisionLanguage Async Operation", 210: "ImportTranslation Async Operation",
+    211: "StageAndUpgrade Async Operation", 239: "Denormalization Async Operation",
+    250: "Refresh Runtime Integration Components Async Operation", 300: "Bulk Archive Operation",
+    301: "Archive Execution Async Operation", 302: "FinOps Deployment Async Operation",
+    304: "Purge Archived Content Operation", 305: "Register Offering Async Operation",
+    306: "Execute DataProcessing Configuration", 307: "Sync Synapse Tables Schema",
+    308: "FinOps DB Sync Async Operation", 309: "FinOps Unit Test Async Operation",
+    320: "Catalog Service Generate Package Async Operation",
+    321: "Catalog Service Submit Approval Request Async Operation",
+    322: "Catalog Service Install Request Async Operation",
+    12801: "Cascade Grant or Revoke Access Version Tracking Async Operation", 190690091: "AI Builder Training Events",
+    190690092: "AI Builder Prediction Events"}
 
 
 def _order_attrs(number: str, extra: str) -> list[Attr]:
@@ -329,6 +403,9 @@ TABLE_FACTS: dict[str, TableFacts] = {f.schema_name.lower(): f for f in (
     TableFacts("SdkMessageProcessingStep", "Sdk Message Processing Step", "Sdk Message Processing Steps", 4608),
     TableFacts("SdkMessageProcessingStepImage", "Sdk Message Processing Step Image",
                "Sdk Message Processing Step Images", 4615),
+    TableFacts("AsyncOperation", "System Job", "System Jobs", 4700),
+    # Documented OwnershipType None, although the table has an owner column.
+    TableFacts("BulkDeleteOperation", "Bulk Delete Operation", "Bulk Delete Operations", 4424, "None"),
     # Dual-write solution tables (schema names and labels unconfirmed).
     TableFacts("cdm_company", "Company", "Companies", 10000),
     TableFacts("msdyn_customergroup", "Customer group", "Customer groups", 10001),

@@ -80,6 +80,9 @@ class DataverseSettings(BaseSettings):
     webhook_delay_ms: float = Field(500.0, ge=0)
     webhook_timeout_s: float = Field(60.0, gt=0)
     webhook_max_bytes: int = Field(256 * 1024, ge=1)
+    # System jobs (BulkDelete) start a moment after they are submitted, as the asynchronous service picks them up
+    # (no documented delay; a small one here, so a client sees the job waiting before it runs).
+    async_delay_ms: float = Field(100.0, ge=0)
     limits: Limits = Field(default_factory=lambda: Limits(window_requests=6000, window_seconds=300,
                                                           window_execution_ms=1_200_000, max_concurrent=52,
                                                           max_queued=0))

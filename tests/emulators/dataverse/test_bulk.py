@@ -1,5 +1,5 @@
 """Bulk operation messages: CreateMultiple / UpdateMultiple / UpsertMultiple over HTTP, their refusals, all-or-
-nothing, steps per record, service protection, change sets, BulkDelete / DeleteMultiple refusals, x-ms-dop-hint."""
+nothing, steps per record, service protection, change sets, the DeleteMultiple refusal, x-ms-dop-hint."""
 
 from __future__ import annotations
 
@@ -251,20 +251,13 @@ async def test_unknown_actions_methods_and_bindings(dv: httpx.AsyncClient, emu: 
             "code": "0x80060888", "message": f"Resource not found for the segment '{segment}'."}
 
 
-async def test_delete_multiple_and_bulk_delete_are_refused(dv: httpx.AsyncClient, emu: Emulator) -> None:
+async def test_delete_multiple_is_refused(dv: httpx.AsyncClient, emu: Emulator) -> None:
     before = len(emu.store.table("accounts"))
     rid = seeded(emu, 1)[0]["accountid"]
     # Microsoft Learn: DeleteMultiple is for elastic tables only; on a standard table it fails with this message.
+    # (BulkDelete, the asynchronous job, is emulated: test_bulk_delete.py.)
     r = await bulk(dv, "DeleteMultiple", [account(accountid=rid)])
     assert r.status_code == 400 and r.json()["error"]["message"] == "DeleteMultiple has not yet been implemented."
-    # BulkDelete (an asynchronous job over a QueryExpression set) is not emulated: the environment has no such
-    # resource, answered as the Web API answers an unknown segment.
-    r = await dv.post("BulkDelete", json={"QuerySet": [{"@odata.type": "Microsoft.Dynamics.CRM.QueryExpression",
-                                                        "EntityName": "account"}], "JobName": "all",
-                                          "SendEmailNotification": False, "ToRecipients": [], "CCRecipients": [],
-                                          "RecurrencePattern": "", "StartDateTime": "2026-01-01T00:00:00Z"})
-    assert r.status_code == 404 and r.json()["error"] == {
-        "code": "0x80060888", "message": "Resource not found for the segment 'BulkDelete'."}
     assert len(emu.store.table("accounts")) == before
 
 
