@@ -21,6 +21,7 @@ from emulators.common.admin import Admin
 from emulators.common.faults import FaultInjector
 from emulators.common.middleware import EmulatorMiddleware
 from emulators.common.throttle import Throttle
+from emulators.dataverse import bulk_delete
 from emulators.dataverse.api import ApiRequest, ApiResponse, handle
 from emulators.dataverse.batch import run_batch
 from emulators.dataverse.core import API_PREFIX, Emulator
@@ -57,6 +58,7 @@ def create_app(settings: DataverseSettings | None = None, *,
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await bulk_delete.runner(emu).aclose()  # asynchronous jobs still waiting or running
         await emu.webhooks.aclose()
 
     routes = [

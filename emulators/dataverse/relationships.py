@@ -49,6 +49,7 @@ KNOWN = {
     ("productpricelevel", "pricelevelid", "pricelevel"): "price_level_product_price_levels",
     ("uom", "uomscheduleid", "uomschedule"): "unit_of_measure_schedule_conversions",
     ("sdkmessageprocessingstep", "eventhandler", "serviceendpoint"): "serviceendpoint_sdkmessageprocessingstep",
+    ("bulkdeleteoperation", "asyncoperationid", "asyncoperation"): "AsyncOperation_BulkDeleteOperation",
 }
 # System lookups present on every table: `lk_<table>base_createdby` etc. (the pattern of the standard tables).
 _SYSTEM = {"createdby": "lk_{t}base_createdby", "modifiedby": "lk_{t}base_modifiedby", "ownerid": "user_{s}"}
