@@ -119,8 +119,14 @@ class ErpSettings(_ServiceSettings):
                                           "records by `companyId`, and record ids become `<company>/<record>`.")
     scope: str | None = Field(None, description=f"OAuth2 scope; default `{BC_SCOPE}` (Business Central) or "
                                                 "`<BASE_URL>/.default` (Finance and Operations).")
-    max_concurrency: int = Field(5, ge=1, le=52, description="Concurrent requests (BC processes 5 per user; at "
-                                                             "most 5 for BC).")
+    max_concurrency: int = Field(5, ge=1, le=52, description="Hard cap on concurrent requests (BC processes 5 per "
+                                                             "user; at most 5 for BC).")
+    initial_concurrency: int | None = Field(
+        None, ge=1, le=52, description="Concurrent requests to start with; one more after a run of clean answers, "
+                                       "half on a 429 or 503, never above MAX_CONCURRENCY. Unset: MAX_CONCURRENCY.")
+    requests_per_window: int | None = Field(
+        None, ge=0, description="Requests per user and 5-minute sliding window we send before waiting (BC refuses "
+                                "beyond 6 000). Unset: 5400 for BC, no guard for F&O; 0 turns the guard off.")
     batch_size: int = Field(100, ge=1, le=1000, description="Operations per $batch (BC maximum 100).")
     page_size: int = Field(1000, ge=1, le=20000, description="Page size (BC maximum 20 000, F&O 10 000).")
 
@@ -187,7 +193,19 @@ class CrmSettings(_ServiceSettings):
     base_url: str = Field(description="Environment URL, e.g. `https://<org>.crm.dynamics.com`.")
     api_path: str = Field("/api/data/v9.2", description="Web API path below the environment URL.")
     scope: str | None = Field(None, description="OAuth2 scope; default `<BASE_URL>/.default`.")
-    max_concurrency: int = Field(16, ge=1, le=52, description="Concurrent requests (service limit 52 per user).")
+    max_concurrency: int = Field(52, ge=1, le=52, description="Hard cap on concurrent requests (service limit 52 "
+                                                              "per user).")
+    initial_concurrency: int = Field(
+        4, ge=1, le=52, description="Concurrent requests to start with until Dataverse's `x-ms-dop-hint` (its "
+                                    "recommended parallelism) arrives; then one more after a run of clean answers, "
+                                    "half on a 429 or 503, never above MAX_CONCURRENCY.")
+    requests_per_window: int = Field(
+        5400, ge=0, description="Requests per user and 5-minute sliding window we send before waiting (Dataverse "
+                                "refuses beyond 6 000); 0 turns the guard off.")
+    execution_budget_s: float = Field(
+        1080.0, ge=0, description="Seconds of request time per user and 5-minute window before waiting (Dataverse "
+                                  "refuses beyond 1 200 s of execution time), measured as our wall-clock time per "
+                                  "request, which overestimates it; 0 turns the guard off.")
     batch_size: int = Field(100, ge=1, le=1000, description="Requests per multipart $batch (maximum 1000).")
     page_size: int = Field(5000, ge=1, le=5000, description="Page size (maximum 5000).")
 

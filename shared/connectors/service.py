@@ -19,7 +19,7 @@ from azure.core.exceptions import AzureError, ClientAuthenticationError
 from shared.connectors.base import ConnectorError, PermanentError, TransientError, WriteOp, WriteResult
 from shared.connectors.errors import error_from_request_error
 from shared.http.auth import BearerAuth
-from shared.http.limits import ConcurrencyLimiter
+from shared.http.limits import ConcurrencyLimiter, client_id_of, target_key
 from shared.http.paging import NextLinkPager, PagingError, iterate_pages
 from shared.http.redact import Redactor
 from shared.http.retry import RequestError, RetryExecutor
@@ -29,16 +29,20 @@ log = logging.getLogger(__name__)
 
 class ServiceClient:
     """Sends one service's requests. `limiter` is shared by every connector of one event loop; when none is
-    given, the connector gets its own with `max_concurrency` slots for `target`."""
+    given, the connector gets its own. Either way `max_concurrency` caps `target`, and the limiter's budget is
+    the service's and this client's user (`user`, else the credential's client id when it tells)."""
 
     def __init__(self, http: httpx.AsyncClient, credential: AsyncTokenCredential, *, scope: str, target: str,
                  headers: Mapping[str, str], max_concurrency: int, limiter: ConcurrencyLimiter | None = None,
-                 retry: RetryExecutor | None = None, redactor: Redactor | None = None) -> None:
+                 retry: RetryExecutor | None = None, redactor: Redactor | None = None,
+                 user: str | None = None) -> None:
         self.http = http
         self.auth = BearerAuth(credential, scope)
         self.target = target
         self.headers = dict(headers)
         self.limiter = limiter or ConcurrencyLimiter({target: max_concurrency})
+        self.limiter.restrict(target, max_concurrency)  # the setting holds on a shared limiter too
+        self.limit_key = target_key(target, user or client_id_of(credential))
         self.retry = retry or RetryExecutor()
         self.redactor = redactor or Redactor()
 
@@ -52,10 +56,18 @@ class ServiceClient:
         merged = {**self.headers, **(headers or {})}
 
         async def attempt() -> httpx.Response:
-            return await self.http.request(method, url, headers=merged, json=json, content=content, auth=self.auth)
+            # Every attempt's answer (inside its slot) tells the limiter how much the service takes right now.
+            try:
+                response = await self.http.request(method, url, headers=merged, json=json, content=content,
+                                                   auth=self.auth)
+            except (httpx.HTTPError, OSError, TimeoutError):
+                self.limiter.observe(self.limit_key, None)
+                raise
+            self.limiter.observe_response(self.limit_key, response)
+            return response
 
         try:
-            return await self.retry.run(attempt, slot=lambda: self.limiter.slot(self.target),
+            return await self.retry.run(attempt, slot=lambda: self.limiter.slot(self.limit_key),
                                         describe=self.describe(method, url))
         except ClientAuthenticationError as exc:
             # The credential already retried transient token-endpoint failures; what is left is configuration.
