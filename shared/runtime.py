@@ -76,7 +76,7 @@ async def build_engine(settings: Settings, *, pack: Pack | None = None,
             http = await stack.enter_async_context(httpx.AsyncClient(timeout=HTTP_TIMEOUT))
         retry = RetryExecutor(RetryPolicy.from_settings(settings.retry))
         # One limiter per process: the per-service caps (BC 5 per user) hold across both connectors' calls.
-        limiter = ConcurrencyLimiter()
+        limiter = ConcurrencyLimiter.from_settings(settings)
         erp = erp_connector(settings, loaded, http, limiter=limiter, retry=retry)
         crm = DataverseConnector.from_settings(settings.crm, http, limiter=limiter, retry=retry)
         for connector in (erp, crm):  # azure-identity's credentials hold an HTTP session of their own
