@@ -2,7 +2,9 @@
 dependency order across mappings, each source side of a bidirectional mapping (the ERP first).
 
 Per page of source records (read in key order, so memory stays at one page whatever the table size):
-1. coupled records go through the per-record engine (`sync_in_context`: etag shortcut, three-way merge);
+1. coupled records go through the bulk pipeline (`pipeline.sync_coupled`): the page's couplings and error
+   records read in bulk, unchanged records decided without a request, changed ones read, merged by the live
+   path's own planning and written in batches; anything unusual takes the per-record path for that record;
 2. uncoupled records are matched (`match.match_page`): a unique uncoupled counterpart is coupled, then
    brought in step; ambiguous ones are reported and left uncoupled;
 3. the rest are created in `$batch` requests (`full_create`), when the mapping (or the caller) allows it;
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING
 from shared.connectors import Record
 from shared.mapping import Direction, Side, TableMapping, dependency_order, matches, source_filter
 from shared.state import AlreadyCoupled, Coupling, Job
-from shared.sync import companies, full_create, match
+from shared.sync import companies, full_create, match, pipeline
 from shared.sync.checkpoint import Checkpoint, CheckpointStore
 from shared.sync.context import RunContext
 from shared.sync.modified import source_sides
@@ -46,6 +48,9 @@ class FullOptions:
     resume: bool = True
     match_chunk: int = 25
     max_listed: int = 200  # planned actions listed one by one in a dry run (all are counted)
+    # Coupled records through the bulk pipeline; False sends each through the per-record path (as before issue
+    # 12: the reference the pipeline is tested against, and a way out should a service refuse the bulk reads).
+    bulk: bool = True
 
 
 @dataclass(frozen=True)
@@ -158,7 +163,7 @@ async def _page(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow
             else:
                 results.append(SyncResult(mapping.name, flow, r.id, Outcome.IGNORED, message=f"not synced: {why}"))
         records = [r for r, why in zip(records, reasons, strict=True) if why is None]
-    known = await engine.state.couplings.find_couplings(mapping.name, source, [r.id for r in records])
+    known = await pipeline.page_couplings(engine, mapping, source, [r.id for r in records])
     found = [known.get(r.id) for r in records]
     coupled: list[tuple[Record, Coupling]] = []
     resumed: list[full_create.Prepared] = []
@@ -174,6 +179,8 @@ async def _page(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow
         for r, c in coupled:
             changed = c.pending or r.etag is None or r.etag != c.etag(source) or not succeeded(c)
             _plan(run, options, "update" if changed else "unchanged", r.id, c.id_of(flow.target))
+    elif options.bulk:
+        results += await pipeline.sync_coupled(engine, ctx, mapping, flow, coupled)
     else:
         results += await match.bounded(limit, (engine.sync_in_context(ctx, mapping, flow, r.id, r)
                                                for r, _ in coupled))

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.connectors import (
@@ -32,7 +33,7 @@ from shared.sync.errors import SyncFailure, UpdateConflict
 from shared.sync.expected import expected_for
 from shared.sync.failures import remember_failure
 from shared.sync.outcome import Outcome, SyncResult
-from shared.sync.plan import Expected, candidates, plan_sync
+from shared.sync.plan import Expected, Plan, candidates, plan_sync
 from shared.sync.wire import for_wire
 
 if TYPE_CHECKING:
@@ -64,16 +65,13 @@ async def sync_one(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, f
         except SyncFailure as exc:
             result = _failed(mapping, flow, source_id, exc.message, exc.detail, exc.retryable, exc.destination_id)
             break
-        except (RateLimited, TransientError) as exc:
-            result = _failed(mapping, flow, source_id, f"service unavailable: {exc.message}", exc.detail, True)
-            break
         except ConnectorError as exc:
-            result = _failed(mapping, flow, source_id, exc.message, exc.detail, False)
+            result = connector_failure(mapping, flow, source_id, exc)
             break
     if result is None:
         result = _failed(mapping, flow, source_id, "the record kept changing while it was synced", None, True)
     result.dependencies = list(ctx.dependencies)
-    await _remember(engine, ctx, mapping, flow, result, had_error=error is not None)
+    await remember_result(engine, ctx, mapping, flow, result, had_error=error is not None)
     return result
 
 
@@ -83,8 +81,15 @@ def _failed(mapping: TableMapping, flow: Direction, source_id: str, message: str
                       detail=detail, retryable=retryable)
 
 
-async def _remember(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction,
-                    result: SyncResult, *, had_error: bool) -> None:
+def connector_failure(mapping: TableMapping, flow: Direction, source_id: str, exc: ConnectorError) -> SyncResult:
+    """A request a service refused, or that failed past the retry budget (transient: retry later)."""
+    if isinstance(exc, RateLimited | TransientError):
+        return _failed(mapping, flow, source_id, f"service unavailable: {exc.message}", exc.detail, True)
+    return _failed(mapping, flow, source_id, exc.message, exc.detail, False)
+
+
+async def remember_result(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction,
+                          result: SyncResult, *, had_error: bool) -> None:
     """Every failure becomes an error record (`shared.sync.failures`): permanent ones also mark the coupling's
     last result (and are skipped after the same error twice); transient ones are recorded as such, never
     skipped, so a throttling storm parks nothing yet nothing it leaves behind is silent. A success clears the
@@ -194,10 +199,28 @@ async def update_pair(engine: SyncEngine, ctx: RunContext, mapping: TableMapping
                                  listed=listed)
 
 
-async def merge_and_write(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction,
-                          coupling: Coupling, records: dict[Side, Record], *, listed: bool = False) -> SyncResult:
-    """Three-way merge of a coupled pair against the coupling's snapshot; write what each side must receive
-    (If-Match), then store the new snapshot. Returns MODIFIED when anything was written, else UNCHANGED."""
+@dataclass
+class PairPlan:
+    """What the three-way merge of a coupled pair decided: `plan` says which fields each side receives;
+    `expected` what each side should hold (the payloads). Shared by the live path (`merge_and_write`) and the
+    bulk path (`shared.sync.pipeline`), so the two cannot decide differently."""
+
+    records: dict[Side, Record]
+    expected: dict[Side, Expected]
+    plan: Plan
+
+    def payload(self, engine: SyncEngine, side: Side) -> dict[str, Any]:
+        """The body that writes `side`'s share of the plan, as `side`'s API takes it."""
+        return for_wire(engine.pack.systems.get(side), self.expected[side].payload_for(self.plan.push[side]),
+                        self.records[side].values)
+
+
+async def plan_pair(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction,
+                    coupling: Coupling, records: dict[Side, Record]) -> PairPlan:
+    """Map both records, merge them against the coupling's snapshot and decide what each side must receive.
+    Reads nothing but the lookups the changed fields need (through the run's cache). Raises `UpdateConflict`
+    for a conflict the policy leaves to an operator, and the `SyncFailure` of a field that must be written but
+    cannot be mapped."""
     source, target = flow.source, flow.target
     values = {side: field_values(mapping, records[side].values, side) for side in Side}
     base = with_own_writes(Snapshot(**coupling.snapshot) if coupling.snapshot else None, ctx.written, values)
@@ -222,6 +245,50 @@ async def merge_and_write(engine: SyncEngine, ctx: RunContext, mapping: TableMap
         if (failure := expected[side].failure(plan.errors[side]) if side in expected else None) is not None:
             failure.destination_id = records[target].id
             raise failure
+    return PairPlan(dict(records), expected, plan)
+
+
+def raced_write(written: Record, after: Record) -> bool:
+    """The read-back after our write found a newer version: someone edited the record right after it."""
+    return written.etag is not None and after.etag not in (None, written.etag)
+
+
+def settlement(mapping: TableMapping, coupling: Coupling, planned: PairPlan, after: dict[Side, Record],
+               raced: set[Side]) -> tuple[dict[str, dict], bool]:
+    """The snapshot to store once the plan's writes went through, and whether the coupling must be written
+    (anything written, or its snapshot, etags or last result differ). A raced side's values must not become
+    the snapshot (their edit would look synced and never travel): the values we wrote over are kept, and no
+    etag (`after` is changed so), so the next sync sees that side changed and merges it."""
+    records = planned.records
+    snapshot = {side.value: field_values(mapping, (records if side in raced else after)[side].values, side)
+                for side in Side}
+    for side in raced:
+        after[side] = dataclasses.replace(after[side], etag=None)
+    stale = (bool(planned.plan.writes) or snapshot != coupling.snapshot or not succeeded(coupling)
+             or any(after[s].etag != coupling.etag(s) for s in Side))
+    return snapshot, stale
+
+
+def own_writes(planned: PairPlan, snapshot: dict[str, dict], raced: set[Side]) -> dict[Side, dict[str, Any]]:
+    """What a merge wrote and saw settle, per side: carried by the `ConcurrentUpdate` that lost the coupling."""
+    return {side: snapshot[side.value] for side in planned.plan.writes if side not in raced}
+
+
+def merged(mapping: TableMapping, flow: Direction, planned: PairPlan) -> SyncResult:
+    """The result of a settled merge: MODIFIED when anything was written, else UNCHANGED."""
+    records, plan = planned.records, planned.plan
+    return SyncResult(mapping.name, flow, records[flow.source].id,
+                      Outcome.MODIFIED if plan.writes else Outcome.UNCHANGED, destination_id=records[flow.target].id,
+                      writes=len(plan.writes), conflicts=plan.conflicts)
+
+
+async def merge_and_write(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction,
+                          coupling: Coupling, records: dict[Side, Record], *, listed: bool = False) -> SyncResult:
+    """Three-way merge of a coupled pair against the coupling's snapshot; write what each side must receive
+    (If-Match), then store the new snapshot. Returns MODIFIED when anything was written, else UNCHANGED."""
+    source, target = flow.source, flow.target
+    planned = await plan_pair(engine, ctx, mapping, flow, coupling, records)
+    plan = planned.plan
     if listed and target in plan.writes:
         # The source came with a page read a while ago; its values are about to overwrite the target (guarded by
         # the target's etag only). Stale, they would undo a change made since: check, and decide again if so.
@@ -232,33 +299,22 @@ async def merge_and_write(engine: SyncEngine, ctx: RunContext, mapping: TableMap
     after = dict(records)
     raced: set[Side] = set()
     for side in plan.writes:
-        payload = for_wire(engine.pack.systems.get(side), expected[side].payload_for(plan.push[side]),
-                           records[side].values)
-        written = await engine.connector(side).update(mapping.entity(side).entity, records[side].id, payload,
-                                                      etag=records[side].etag)
+        written = await engine.connector(side).update(mapping.entity(side).entity, records[side].id,
+                                                      planned.payload(engine, side), etag=records[side].etag)
         after[side] = await settled(engine, mapping, side, written)
-        if written.etag is not None and after[side].etag not in (None, written.etag):
-            # The read-back found a newer version: someone edited the record right after our write. Its values
-            # must not become the snapshot (their edit would look synced and never travel): keep the values we
-            # wrote over and no etag, so the next sync sees that side changed and merges it.
+        if raced_write(written, after[side]):
             raced.add(side)
-    snapshot = {side.value: field_values(mapping, (records if side in raced else after)[side].values, side)
-                for side in Side}
-    for side in raced:
-        after[side] = dataclasses.replace(after[side], etag=None)
-    stale = (plan.writes or snapshot != coupling.snapshot or not succeeded(coupling)
-             or any(after[s].etag != coupling.etag(s) for s in Side))
+    snapshot, stale = settlement(mapping, coupling, planned, after, raced)
     if stale:
         stamp(engine, ctx, coupling, snapshot, after)
         try:
             await engine.state.couplings.update_coupling(coupling)
         except ConcurrentUpdate as exc:
-            exc.written = {side: snapshot[side.value] for side in plan.writes if side not in raced}  # type: ignore[attr-defined]
+            exc.written = own_writes(planned, snapshot, raced)  # type: ignore[attr-defined]
             raise
     # Stored once the settlement is written: a merge retried after a concurrent change records nothing twice.
     await conflicts.remember(engine, ctx, mapping, after, plan.conflicts)
-    return SyncResult(mapping.name, flow, records[source].id, Outcome.MODIFIED if plan.writes else Outcome.UNCHANGED,
-                      destination_id=records[target].id, writes=len(plan.writes), conflicts=plan.conflicts)
+    return merged(mapping, flow, planned)
 
 
 def stamp(engine: SyncEngine, ctx: RunContext, coupling: Coupling, snapshot: dict[str, dict],
@@ -283,8 +339,13 @@ async def settled(engine: SyncEngine, mapping: TableMapping, side: Side, written
     """The record as it is after our write: the write's answer when it carries every mapped field (BC PATCH,
     Dataverse `return=representation`), else read back, so the snapshot holds what the side really holds
     (normalised by the service) and our own write comes back as no change."""
-    names = {read_name(mapping, f, side) for f in mapping.fields if f.enabled and not f.sourceless}
-    if all(n in written.values for n in names if n):
+    if carries_mapped(mapping, side, written):
         return written
     return await engine.connector(side).get(mapping.entity(side).entity, written.id,
                                             select=engine.select(mapping, side))
+
+
+def carries_mapped(mapping: TableMapping, side: Side, written: Record) -> bool:
+    """A write's answer holds every field the mapping reads on `side`: it can stand for a read-back."""
+    names = {read_name(mapping, f, side) for f in mapping.fields if f.enabled and not f.sourceless}
+    return all(n in written.values for n in names if n)
