@@ -207,6 +207,8 @@ class CrmSettings(_ServiceSettings):
                                   "refuses beyond 1 200 s of execution time), measured as our wall-clock time per "
                                   "request, which overestimates it; 0 turns the guard off.")
     batch_size: int = Field(100, ge=1, le=1000, description="Requests per multipart $batch (maximum 1000).")
+    bulk_size: int = Field(500, ge=0, description="Records per bulk message (CreateMultiple / UpdateMultiple / "
+                                                  "UpsertMultiple); 0 sends every batched write through $batch.")
     page_size: int = Field(5000, ge=1, le=5000, description="Page size (maximum 5000).")
 
     @property

@@ -3,14 +3,16 @@
 Every request sends `Accept: application/json`, `OData-MaxVersion: 4.0`, `OData-Version: 4.0`; writes add
 `Prefer: return=representation` so the answer carries the new etag and `modifiedon`. Updates always send
 `If-Match` (the etag, or `*`): a PATCH to a key URL without it is an upsert and would quietly re-create a
-record someone deleted.
+record someone deleted. `write_batch` sends what it can as bulk messages (CreateMultiple, UpdateMultiple,
+UpsertMultiple: `dataverse_bulk`) and the rest through multipart `$batch`. Every response's `x-ms-dop-hint` is
+kept in `svc.dop_hint`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -24,8 +26,10 @@ from shared.connectors.base import (
     Record,
     TrackedChanges,
     WriteOp,
+    WriteResult,
 )
 from shared.connectors.batch_writes import MultipartBatchWrites
+from shared.connectors.dataverse_bulk import DEFAULT_BULK_SIZE, BulkWrites, DopHint
 from shared.connectors.odata import (
     check_guid,
     check_identifier,
@@ -41,7 +45,7 @@ from shared.http.auth import make_credential
 from shared.http.limits import DATAVERSE, ConcurrencyLimiter
 from shared.http.paging import NextLinkPager, PagingError, iterate_pages
 from shared.http.redact import Redactor
-from shared.http.retry import RetryExecutor
+from shared.http.retry import RequestError, RetryExecutor
 from shared.mapping.types import Side, System
 from shared.settings import CrmSettings
 
@@ -61,6 +65,25 @@ _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
 NOT_TRACKED = "0x80072491"  # ChangeTrackingNotEnabledForEntity ("Web service error codes")
 
 
+class DataverseService(ServiceClient):
+    """The Web API's `ServiceClient`: also keeps the `x-ms-dop-hint` of every answer (failed ones too) in
+    `dop_hint`, for whatever sizes the concurrency (`dop_hint.value`, `dop_hint.subscribe(listener)`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dop_hint = DopHint()
+
+    async def send_raw(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+                       json: Any = None, content: bytes | None = None) -> httpx.Response:
+        try:
+            response = await super().send_raw(method, url, headers=headers, json=json, content=content)
+        except RequestError as exc:
+            if exc.response is not None:
+                self.dop_hint.observe(exc.response)
+            raise
+        self.dop_hint.observe(response)
+        return response
+
 
 class DataverseConnector(MultipartBatchWrites, ODataReads):
     """Reads and writes Dataverse tables through the Web API. See `shared.connectors.base.Connector`."""
@@ -76,19 +99,23 @@ class DataverseConnector(MultipartBatchWrites, ODataReads):
                  api_path: str = DEFAULT_API_PATH, scope: str | None = None,
                  limiter: ConcurrencyLimiter | None = None, retry: RetryExecutor | None = None,
                  redactor: Redactor | None = None, max_concurrency: int = 16, batch_size: int = 200,
-                 page_size: int = MAX_PAGE, primary_keys: Mapping[str, str] | None = None) -> None:
+                 page_size: int = MAX_PAGE, primary_keys: Mapping[str, str] | None = None,
+                 bulk_size: int = DEFAULT_BULK_SIZE, logical_names: Mapping[str, str] | None = None) -> None:
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"Dataverse batch_size must be 1…{MAX_BATCH}, got {batch_size}")
         if not 1 <= page_size <= MAX_PAGE:
             raise ValueError(f"Dataverse page_size must be 1…{MAX_PAGE}, got {page_size}")
         self.root = base_url.rstrip("/") + "/" + api_path.strip("/") + "/"
-        self.svc = ServiceClient(http, credential, scope=scope or base_url.rstrip("/") + "/.default",
-                                 target=DATAVERSE, headers=HEADERS, max_concurrency=max_concurrency,
-                                 limiter=limiter, retry=retry, redactor=redactor)
+        self.svc = DataverseService(http, credential, scope=scope or base_url.rstrip("/") + "/.default",
+                                     target=DATAVERSE, headers=HEADERS, max_concurrency=max_concurrency,
+                                     limiter=limiter, retry=retry, redactor=redactor)
         self.batch_url = self.root + "$batch"
         self.batch_size = batch_size
         self.page_size = page_size
         self.primary_keys = {**PRIMARY_KEYS, **(primary_keys or {})}
+        # Bulk messages: `bulk_size` targets per request (0: always `$batch`); `logical_names` (entity set →
+        # logical name, as the packs declare them) spares the definition read the targets' @odata.type needs.
+        self.bulk = BulkWrites(self, size=bulk_size, logical_names=logical_names)
 
     @classmethod
     def from_settings(cls, settings: CrmSettings, http: httpx.AsyncClient, *,
@@ -101,7 +128,7 @@ class DataverseConnector(MultipartBatchWrites, ODataReads):
         return cls(http, credential, base_url=settings.base_url, api_path=settings.api_path,
                    scope=settings.effective_scope, limiter=limiter, retry=retry,
                    redactor=Redactor([settings.client_secret]), max_concurrency=settings.max_concurrency,
-                   batch_size=settings.batch_size, page_size=settings.page_size)
+                   batch_size=settings.batch_size, page_size=settings.page_size, bulk_size=settings.bulk_size)
 
     # ----- addressing
     def primary_key(self, entity: str) -> str:
@@ -209,7 +236,18 @@ class DataverseConnector(MultipartBatchWrites, ODataReads):
                                  "OData-EntityId", code="UnexpectedResponse")
         return await self.get(entity, rid)
 
-    # ----- batched writes (MultipartBatchWrites.write_batch)
+    # ----- batched writes
+    async def write_batch(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[WriteResult]:
+        """Bulk messages where they mean what `$batch` would (`dataverse_bulk`), `$batch` for the rest. An atomic
+        set stays one `$batch` change set: a bulk request is atomic only for one table and one kind of write."""
+        if atomic:
+            return await self.multipart_write_batch(ops, atomic=True)
+        return await self.bulk.write(ops)
+
+    async def multipart_write_batch(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[WriteResult]:
+        """Multipart `$batch` only, in chunks of `batch_size` (continue-on-error unless atomic)."""
+        return await MultipartBatchWrites.write_batch(self, ops, atomic=atomic)
+
     def batch_request(self, op: WriteOp) -> BatchRequest:
         if op.method == "create":
             return BatchRequest("POST", self.url(op.entity), WRITE_HEADERS, op.payload)
