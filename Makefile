@@ -10,7 +10,8 @@ CHECKOV := .tools/checkov-venv/bin/checkov
 UV := .tools/uv-venv/bin/uv
 LOCK_FLAGS := --quiet --generate-hashes --universal --python-version 3.11
 
-.PHONY: demo test lint bench bench-fo chaos install azurite clean infra-check lock
+.PHONY: demo test lint bench bench-fo bench-capacity bench-capacity-100k bench-capacity-1m chaos install azurite \
+	clean infra-check lock
 
 install: $(STAMP)
 
@@ -59,11 +60,30 @@ bench: $(STAMP) $(AZURITE)
 	$(PY) -m bench.emulator_finance_operations
 	$(PY) -m bench.full_sync
 	$(MAKE) --no-print-directory bench-fo
+	$(MAKE) --no-print-directory bench-capacity
 
 # Finance and Operations: full sync of 10 000 customers + content catch-up, data event latency at 50/s.
 bench-fo: $(STAMP) $(AZURITE)
 	$(PY) -m bench.full_sync_fo
 	$(PY) -m bench.event_latency_fo
+
+# Capacity (issue 12), service protection on: full sync of 10 000 records BC → Dataverse, Dataverse → BC and
+# F&O → Dataverse at 0 and 50 ms, beside the naive baseline and the capacity bound, then the live path at 10, 50
+# and 200 changes/s. Writes its sections of bench/RESULTS.md; targets are printed, not asserted.
+bench-capacity: $(STAMP) $(AZURITE)
+	$(PY) -m bench.capacity --matrix --records 10000
+
+# The same matrix at 100 000 records (long: about an hour or more), without the live path.
+bench-capacity-100k: $(STAMP) $(AZURITE)
+	$(PY) -m bench.capacity --matrix --no-live --records 100000
+
+# Peak RSS of one full sync of 1 000 000 records BC → Dataverse (very long; the emulators hold a million rows
+# each, and Azurite a million couplings in memory, hence its larger Node.js heap). Add MAX_SECONDS=1800 to stop
+# the sync early and measure RSS on a shortened run.
+bench-capacity-1m: $(STAMP) $(AZURITE)
+	NODE_OPTIONS=--max-old-space-size=8192 $(PY) -m bench.capacity --records 1000000 --flows to_crm --latency-ms 0 \
+		--memory-only \
+		$(if $(MAX_SECONDS),--max-seconds $(MAX_SECONDS))
 
 # Chaos: 10 000 random operations on both sides under faults, judged from both systems' stores (issue 13).
 # Writes its table to bench/RESULTS.md; fails when anything diverged, was duplicated, lost or orphaned.

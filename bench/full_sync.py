@@ -1,8 +1,9 @@
 """Full sync of N Business Central customers → Dataverse accounts: `python -m bench.full_sync`.
 
-Both emulators serve real HTTP (uvicorn via `BackgroundServer`) in a child process, so the memory measured
-here is the sync's alone; the state store is Azurite. Latency is injected per request and per `$batch`
-operation (defaults: 20 ms and 2 ms), throttling off. Three measurements in one run, Dataverse reset between:
+Both emulators serve HTTPS in a child process (`bench.harness.Emulators`), so the memory measured here is the
+sync's alone; the state store is Azurite; the customers are seeded in bulk (`/_admin/bulk`). Latency is
+injected per request and per `$batch` operation (defaults: 20 ms and 2 ms), throttling off. Three measurements
+in one run, Dataverse reset between:
 1. `SyncEngine.sync_full` timed (records/s, API calls per record);
 2. the same again under tracemalloc (peak Python memory of the sync);
 3. the naive baseline: GET the customers (page by page), then one POST per record, sequentially.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
 import time
 import tracemalloc
 import uuid
@@ -20,39 +20,27 @@ from typing import Any
 
 import httpx
 from azure.data.tables.aio import TableServiceClient
-from pydantic import SecretStr
 
-from emulators.business_central import BusinessCentralSettings
-from emulators.business_central import create_app as create_bc
-from emulators.common.server import BackgroundServer
-from emulators.common.tls import local_tls, trust_local_ca
-from emulators.dataverse import DataverseSettings
-from emulators.dataverse import create_app as create_dv
+from bench.harness import (
+    CLIENT_ID,
+    SECRET,
+    Emulators,
+    EmulatorSpec,
+    bulk_insert,
+    clear_table,
+    configure,
+    credential,
+)
 from shared.connectors.business_central import BusinessCentralConnector
 from shared.connectors.dataverse import DataverseConnector
-from shared.http.auth import make_credential
 from shared.mapping import Direction, Side, load_pack, map_record
 from shared.state import StateStore, TableNames
 from shared.sync import EngineOptions, SyncEngine
 from tests.support.azurite import Azurite
 
-CLIENT_ID, SECRET = "dualsync-integration", "dualsync-integration-secret"
-
-
-def _serve(conn: Any, seed: int) -> None:
-    bc_app = create_bc(BusinessCentralSettings(records=4, seed=seed))
-    settings = DataverseSettings(records=4, seed=seed, webhook_delay_ms=0)
-    settings.limits.enabled = False
-    dv_app = create_dv(settings)
-    bc_app.state.emulator.settings.limits.enabled = False
-    tls = local_tls()  # HTTPS, as the services serve it
-    with BackgroundServer(bc_app, tls=tls) as bc, BackgroundServer(dv_app, tls=tls) as dv:
-        bc_emu, dv_emu = bc_app.state.emulator, dv_app.state.emulator
-        company = next(r["id"] for r in bc_emu.store.table("companies").all() if r["name"] == "CRONUS USA, Inc.")
-        conn.send({"bc": bc.url, "dv": dv.url, "bc_tenant": bc_emu.settings.tenant_id,
-                   "environment": bc_emu.settings.environment, "dv_tenant": dv_emu.settings.tenant_id,
-                   "company": company, "integration": dv_emu.integration.user_id})
-        conn.recv()  # stop
+__all__ = ["CLIENT_ID", "SECRET", "configure"]  # what other benchmarks used to import from here
+# The emulators as this benchmark has always run them: throttling off, Dataverse's default alternate keys.
+SPEC = EmulatorSpec("bc", protected=False, records=4, pack_keys=False)
 
 
 class Counting:
@@ -65,48 +53,26 @@ class Counting:
 
 
 async def seed_customers(bc: str, company: str, n: int) -> None:
+    """Exactly `n` customers, made by a BC user in one bulk insert (the seed's own customers deleted first)."""
     async with httpx.AsyncClient(base_url=bc, timeout=60) as admin:
         currencies = (await admin.get("/_admin/tables/currencies")).json()["value"]
-        eur = next(c["id"] for c in currencies if c["code"] == "EUR")
-        gate = asyncio.Semaphore(16)
-
-        async def one(i: int) -> None:
-            async with gate:
-                r = await admin.post("/_admin/tables/customers", params={"as": "bc-user-annie"}, json={
-                    "_companyId": company, "number": f"B{i:06d}", "displayName": f"Bench Customer {i}",
-                    "type": "Company", "city": "Malmö", "phoneNumber": f"+46 40 {i:06d}",
-                    "email": f"c{i}@bench.example.com", "blocked": " ", "creditLimit": 1000.0 + i,
-                    "currencyId": eur, "salespersonCode": ""})
-                assert r.status_code == 201, r.text
-
-        existing = (await admin.get("/_admin/tables/customers")).json()["value"]
-        for c in existing:
-            await admin.delete(f"/_admin/tables/customers/{c['id']}", params={"as": "bc-user-annie"})
-        await asyncio.gather(*(one(i) for i in range(n)))
-
-
-async def configure(url: str, latency: float, batch_op: float, records: int | None = None) -> None:
-    async with httpx.AsyncClient(base_url=url, timeout=60) as admin:
-        if records is not None:
-            (await admin.post("/_admin/reset", json={"records": records, "seed": 7})).raise_for_status()
-        (await admin.patch("/_admin/config", json={"faults": {"latency_ms": latency, "batch_op_latency_ms": batch_op},
-                                                   "limits": {"enabled": False}})).raise_for_status()
-
-
-def _credential(tenant: str, authority: str) -> Any:
-    """azure-identity's ClientSecretCredential, as the Function App uses it."""
-    return make_credential(tenant_id=tenant, client_id=CLIENT_ID, client_secret=SecretStr(SECRET), authority=authority)
+    eur = next(c["id"] for c in currencies if c["code"] == "EUR")
+    await clear_table(bc, "customers", "id")
+    await bulk_insert(bc, "customers", ({
+        "_companyId": company, "number": f"B{i:06d}", "displayName": f"Bench Customer {i}", "type": "Company",
+        "city": "Malmö", "phoneNumber": f"+46 40 {i:06d}", "email": f"c{i}@bench.example.com", "blocked": " ",
+        "creditLimit": 1000.0 + i, "currencyId": eur, "salespersonCode": ""} for i in range(n)), who="bc-user-annie")
 
 
 def connectors(info: dict[str, Any], bc_http: httpx.AsyncClient,
                dv_http: httpx.AsyncClient) -> tuple[BusinessCentralConnector, DataverseConnector]:
     erp = BusinessCentralConnector(
-        bc_http, _credential(info["bc_tenant"], info["bc"]),
-        tenant_id=info["bc_tenant"], environment=info["environment"], company_id=info["company"],
-        base_url=f"{info['bc']}/v2.0")
+        bc_http, credential(info["erp_tenant"], info["erp_url"]),
+        tenant_id=info["erp_tenant"], environment=info["environment"], company_id=info["company"],
+        base_url=f"{info['erp_url']}/v2.0")
     crm = DataverseConnector(
-        dv_http, _credential(info["dv_tenant"], info["dv"]),
-        base_url=info["dv"])
+        dv_http, credential(info["dv_tenant"], info["dv_url"]),
+        base_url=info["dv_url"])
     return erp, crm
 
 
@@ -121,7 +87,7 @@ async def engine_run(info: dict[str, Any], azurite: Azurite, n: int, *, trace: b
         await state.ensure_tables()
         erp, crm = connectors(info, bc_http, dv_http)
         engine = SyncEngine(pack, erp=erp, crm=crm, state=state,
-                            options=EngineOptions(integration_users={Side.CRM: frozenset({info["integration"]})},
+                            options=EngineOptions(integration_users={Side.CRM: frozenset({info["dv_integration"]})},
                                                   concurrency=16))
         count.calls = 0
         if trace:
@@ -167,16 +133,16 @@ async def baseline_run(info: dict[str, Any], n: int) -> dict[str, float]:
 
 async def main_async(args: argparse.Namespace, info: dict[str, Any]) -> None:
     t = time.perf_counter()
-    await seed_customers(info["bc"], info["company"], args.records)
+    await seed_customers(info["erp_url"], info["company"], args.records)
     print(f"seeded {args.records} BC customers in {time.perf_counter() - t:.1f} s")
     rows = []
     with Azurite() as azurite:
         for label, trace in (("full sync (SyncEngine.sync_full)", False), ("full sync under tracemalloc", True)):
-            await configure(info["dv"], args.latency_ms, args.batch_op_latency_ms, records=4)
-            await configure(info["bc"], args.latency_ms, args.batch_op_latency_ms)
+            await configure(info["dv_url"], args.latency_ms, args.batch_op_latency_ms, records=4)
+            await configure(info["erp_url"], args.latency_ms, args.batch_op_latency_ms)
             rows.append((label, await engine_run(info, azurite, args.records, trace=trace)))
             print(f"{label}: done")
-    await configure(info["dv"], args.latency_ms, args.batch_op_latency_ms, records=4)
+    await configure(info["dv_url"], args.latency_ms, args.batch_op_latency_ms, records=4)
     rows.append(("naive baseline (GET, then 1 POST each)", await baseline_run(info, args.baseline_records)))
     print(f"\n{args.records} customers BC → Dataverse, latency {args.latency_ms} ms/request + "
           f"{args.batch_op_latency_ms} ms/batch op, throttling off")
@@ -196,20 +162,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--batch-op-latency-ms", type=float, default=2.0)
     args = parser.parse_args()
-    trust_local_ca()  # before the child starts and before any HTTPS client: both inherit it
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_serve, args=(child, 7), daemon=True)
-    proc.start()
-    try:
-        info = parent.recv()
-        asyncio.run(main_async(args, info))
-    finally:
-        parent.send("stop")
-        proc.join(timeout=15)
-        if proc.is_alive():
-            proc.terminate()
-
+    with Emulators(SPEC) as emulators:
+        asyncio.run(main_async(args, emulators.info))
 
 if __name__ == "__main__":
     main()

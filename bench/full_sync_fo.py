@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
 import statistics
 import time
 import uuid
@@ -36,21 +35,13 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 from azure.data.tables.aio import TableServiceClient
-from pydantic import SecretStr
 
-from bench.full_sync import CLIENT_ID, SECRET, configure
-from emulators.common.server import BackgroundServer
-from emulators.common.tls import local_tls, trust_local_ca
-from emulators.dataverse import DataverseSettings
-from emulators.dataverse import create_app as create_dv
-from emulators.finance_operations import FinanceOperationsSettings
-from emulators.finance_operations import create_app as create_fo
+from bench.harness import Emulators, EmulatorSpec, configure, credential
 from emulators.sandbox.azurite import Azurite
-from emulators.sandbox.stack import FO_PERSON, dataverse_keys
+from emulators.sandbox.stack import FO_PERSON
 from shared.connectors.dataverse import DataverseConnector
 from shared.connectors.finance_operations import FinanceOperationsConnector, pack_keys
 from shared.connectors.odata import parse_key_predicate
-from shared.http.auth import make_credential
 from shared.http.limits import ConcurrencyLimiter
 from shared.mapping import Direction, Side, load_pack, map_record, read_name, source_filter
 from shared.state import StateStore, TableNames
@@ -71,49 +62,16 @@ TO_CRM = frozenset({Direction.TO_CRM})
 SEED = 7
 
 
-# ----- the emulators, in a child process (the sync's process measures only itself)
-def _serve(conn: Any) -> None:
-    fo_app = create_fo(FinanceOperationsSettings(records=0, seed=SEED))
-    settings = DataverseSettings(records=4, seed=SEED, webhook_delay_ms=0,
-                                 alternate_keys=dataverse_keys(load_pack(PACK)))
-    settings.limits.enabled = False
-    dv_app = create_dv(settings)
-    fo_app.state.emulator.settings.limits.enabled = False
-    tls = local_tls()  # HTTPS, as the services serve it
-    with BackgroundServer(fo_app, tls=tls) as fo, BackgroundServer(dv_app, tls=tls) as dv:
-        fo_emu, dv_emu = fo_app.state.emulator, dv_app.state.emulator
-        conn.send({"fo": fo.url, "dv": dv.url, "fo_tenant": fo_emu.settings.tenant_id,
-                   "dv_tenant": dv_emu.settings.tenant_id, "fo_integration": fo_emu.integration.user_id,
-                   "dv_integration": dv_emu.integration.user_id})
-        while conn.recv() == "cpu":  # anything else: stop
-            conn.send(time.process_time())
-
-
-def _credential(tenant: str, authority: str) -> Any:
-    """azure-identity's ClientSecretCredential, as the Function App uses it."""
-    return make_credential(tenant_id=tenant, client_id=CLIENT_ID, client_secret=SecretStr(SECRET), authority=authority)
+# ----- the emulators, in a child process (the sync's process measures only itself), throttling off as before
+SPEC = EmulatorSpec("fo", protected=False, records=4)
 
 
 @contextmanager
 def emulators_in_child() -> Iterator[tuple[dict[str, Any], Callable[[], float]]]:
-    """Start `_serve` in a spawned process; yields its URLs and ids, and a function giving its CPU seconds."""
-    trust_local_ca()  # before the child starts and before any HTTPS client: both inherit it
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_serve, args=(child,), daemon=True)
-    proc.start()
-
-    def cpu() -> float:
-        parent.send("cpu")
-        return float(parent.recv())
-
-    try:
-        yield parent.recv(), cpu
-    finally:
-        parent.send("stop")
-        proc.join(timeout=15)
-        if proc.is_alive():
-            proc.terminate()
+    """The F&O and Dataverse emulators in a spawned process; yields their URLs and ids, and a function giving
+    that process's CPU seconds."""
+    with Emulators(SPEC) as emulators:
+        yield emulators.info, emulators.cpu
 
 
 # ----- counting requests: API calls per service (token requests left out), Table requests per attempt
@@ -236,14 +194,14 @@ class Bench:
                                                               raw_request_hook=self.requests.on_table) as service):
             info, limiter = self.info, ConcurrencyLimiter()
             erp = FinanceOperationsConnector(
-                http, _credential(info["fo_tenant"], info["fo"]),
-                base_url=info["fo"], keys=pack_keys(pack), limiter=limiter)
+                http, credential(info["erp_tenant"], info["erp_url"]),
+                base_url=info["erp_url"], keys=pack_keys(pack), limiter=limiter)
             crm = DataverseConnector(
-                http, _credential(info["dv_tenant"], info["dv"]),
-                base_url=info["dv"], limiter=limiter, batch_size=self.batch_size)
+                http, credential(info["dv_tenant"], info["dv_url"]),
+                base_url=info["dv_url"], limiter=limiter, batch_size=self.batch_size)
             state = StateStore(service, TableNames.with_prefix("bf" + uuid.uuid4().hex[:8]))
             await state.ensure_tables()
-            users = {Side.ERP: frozenset({info["fo_integration"]}), Side.CRM: frozenset({info["dv_integration"]})}
+            users = {Side.ERP: frozenset({info["erp_integration"]}), Side.CRM: frozenset({info["dv_integration"]})}
             try:
                 yield SyncEngine(pack, erp=erp, crm=crm, state=state,
                                  options=EngineOptions(integration_users=users, concurrency=self.concurrency))
@@ -252,7 +210,7 @@ class Bench:
                     await service.delete_table(name)
 
     async def fresh_dataverse(self, latency: float, batch_op: float) -> None:
-        await configure(self.info["dv"], latency, batch_op, records=4)
+        await configure(self.info["dv_url"], latency, batch_op, records=4)
 
     async def timed(self, work: Awaitable[Any]) -> tuple[Any, float, Requests]:
         """`work`'s result, wall seconds, and the requests it made."""
@@ -400,7 +358,7 @@ async def catch_up(bench: Bench, engine: SyncEngine, keys: list[str], share: flo
     """Edit `share` of the coupled customers in F&O as a person, then time the F&O side of `sync_modified`."""
     k = round(len(keys) * share)
     changed = [keys[i * len(keys) // k] for i in range(k)]  # spread over the companies and the pages
-    async with httpx.AsyncClient(base_url=bench.info["fo"], timeout=60) as admin:
+    async with httpx.AsyncClient(base_url=bench.info["erp_url"], timeout=60) as admin:
         for i, key in enumerate(changed):
             r = await admin.patch(f"/_admin/tables/CustomersV3/{quote(key, safe='')}", params={"as": FO_PERSON},
                                   json={"PrimaryContactPhone": f"+1 555 01{i:05d}"})
@@ -421,8 +379,8 @@ async def catch_up(bench: Bench, engine: SyncEngine, keys: list[str], share: flo
           and counts.get("unchanged", 0) == len(keys) - len(changed),
           f"catch-up with {len(changed)} changed did not find exactly them: {counts}, {run.error}, "
           f"{[f.message for f in run.failures[:3]]}")
-    return {"changed": len(changed), "seconds": seconds, "fo": sent.of(bench.info["fo"]),
-            "dv": sent.of(bench.info["dv"]), "table": sent.table, "counts": counts, "phases": phases.seconds}
+    return {"changed": len(changed), "seconds": seconds, "fo": sent.of(bench.info["erp_url"]),
+            "dv": sent.of(bench.info["dv_url"]), "table": sent.table, "counts": counts, "phases": phases.seconds}
 
 
 def table(title: str, rows: list[tuple[str, dict[str, Any]]], reference: dict[str, Any]) -> None:
@@ -437,7 +395,7 @@ def table(title: str, rows: list[tuple[str, dict[str, Any]]], reference: dict[st
 async def main_async(args: argparse.Namespace, info: dict[str, Any], cpu: Callable[[], float]) -> None:
     lat, op = args.latency_ms, args.batch_op_latency_ms
     started = time.perf_counter()
-    keys = await seed(info["fo"], args.records, lat, op)
+    keys = await seed(info["erp_url"], args.records, lat, op)
     coupled = sorted(k for company in keys.values() for k in company)
     print(f"seeded F&O in {time.perf_counter() - started:.1f} s: {len(coupled)} organisation customers "
           f"({', '.join(f'{c.upper()} {len(v)}' for c, v in sorted(keys.items()))})")
@@ -467,9 +425,10 @@ async def main_async(args: argparse.Namespace, info: dict[str, Any], cpu: Callab
                         ("naive baseline (GET, then 1 POST each)", naive),
                         (f"capacity bound (Dataverse, {args.batch_size}-op $batch x16)", bound)], mine)
     split = mine["split"]
-    print(f"the full sync's API calls: F&O GET {split.of(info['fo'], 'GET')}, Dataverse GET "
-          f"{split.of(info['dv'], 'GET')}, Dataverse POST ($batch) {split.of(info['dv'], 'POST')}, other "
-          f"{split.calls - split.of(info['fo'], 'GET') - split.of(info['dv'], 'GET') - split.of(info['dv'], 'POST')}")
+    fo_get, dv_get, dv_post = (split.of(info["erp_url"], "GET"), split.of(info["dv_url"], "GET"),
+                               split.of(info["dv_url"], "POST"))
+    print(f"the full sync's API calls: F&O GET {fo_get}, Dataverse GET {dv_get}, Dataverse POST ($batch) {dv_post}, "
+          f"other {split.calls - fo_get - dv_get - dv_post}")
     print(f"\nwhere the full sync's {mine['seconds']:.1f} s go (wall seconds of the sequential steps of its pages):")
     for label in PHASES:
         print(f"  {label:64} {phases.seconds[label]:>7.1f}")
