@@ -113,6 +113,7 @@ class Verdict:
     converge_s: float
     rounds: int
     error_records: Counter[str]
+    trail: list[str] = field(default_factory=list)  # how each lost update happened: every write, by whom
 
     @property
     def clean(self) -> bool:
@@ -391,6 +392,7 @@ async def judge(sb: Sandbox, people: People, converge_s: float, rounds: int) -> 
     divergent: list[str] = []
     duplicates: list[str] = []
     lost: list[str] = []
+    trail: list[str] = []
     orphans: list[str] = []
     pairs = records = 0
     for table in TABLES.values():
@@ -439,7 +441,28 @@ async def judge(sb: Sandbox, people: People, converge_s: float, rounds: int) -> 
                              if n == erp_name][-6:]
                     lost.append(f"{table.mapping} {key}.{erp_name}: both sides hold {ev!r}, people last wrote "
                                 f"{' / '.join(repr(w) for w in wrote)} (edits: {', '.join(edits)})")
-    return Verdict(pairs, records, divergent, duplicates, lost, orphans, converge_s, rounds, errors)
+                    trail += write_trail(sb, table, e[table.erp_id], c[table.crm_id], erp_name, crm_name)
+    return Verdict(pairs, records, divergent, duplicates, lost, orphans, converge_s, rounds, errors, trail)
+
+
+def write_trail(sb: Sandbox, table: Table, erp_id: str, crm_id: str, erp_name: str, crm_name: str) -> list[str]:
+    """Every write of one field on both sides (the emulators' change logs: who, when, before → after) and the
+    app's log lines about the pair: what a lost update needs to be explained."""
+    writes = []
+    for side, app, entity, rid, name in ((Side.ERP, sb.bc_app, table.erp, erp_id, erp_name),
+                                         (Side.CRM, sb.dv_app, table.crm, crm_id, crm_name)):
+        for ch in app.state.emulator.store.changes:
+            if ch.table == entity and ch.record_id == rid and name in ch.changed_fields:
+                before, after = (ch.before or {}).get(name), (ch.after or {}).get(name)
+                writes.append((ch.at, f"  {ch.at:%H:%M:%S.%f} {side.value} {ch.actor.name or ch.actor.user_id}: "
+                                      f"{before!r} → {after!r} (v{(ch.after or {}).get('versionnumber', '')})"))
+    # The app's log lines about the pair, on the same clock (events carry monotonic times).
+    offset = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=time.monotonic())
+    for e in sb.events:
+        if erp_id in e.message or crm_id in e.message:
+            at = offset + dt.timedelta(seconds=e.at)
+            writes.append((at, f"  {at:%H:%M:%S.%f} log {e.level} {e.logger}: {e.message[:240]}"))
+    return [f"- trail of {table.mapping} {erp_id} / {crm_id} .{erp_name}:", *(t for _, t in sorted(writes))]
 
 
 async def run(operations: int, records: int, seed: int, *, restarts: int | None = None,
@@ -489,7 +512,7 @@ def render(verdict: Verdict, tally: Tally, total_s: float, operations: int, seed
     for label, items in (("divergent", verdict.divergent), ("duplicates", verdict.duplicates),
                          ("lost", verdict.lost), ("orphans", verdict.orphans)):
         lines += [f"- {label}: {x}" for x in items[:10]]
-    return "\n".join(lines)
+    return "\n".join(lines + verdict.trail[:400])
 
 
 def write_results(text: str, path: Path = ROOT / "bench" / "RESULTS.md") -> None:

@@ -27,7 +27,7 @@ from shared.connectors import (
 )
 from shared.mapping import Direction, Side, Snapshot, TableMapping, field_values, matches, read_name, same
 from shared.state import ConcurrentUpdate, Coupling
-from shared.sync import companies, conflicts, create, deletes
+from shared.sync import companies, conflicts, create, deletes, lease
 from shared.sync.context import RunContext
 from shared.sync.errors import SyncFailure, UpdateConflict
 from shared.sync.expected import expected_for
@@ -127,7 +127,13 @@ async def _reconcile(engine: SyncEngine, ctx: RunContext, mapping: TableMapping,
                      record: Record | None) -> SyncResult:
     source = flow.source
     listed = record is not None  # read with a page of a listing, maybe a while ago (full / modified sync)
+    couplings = engine.state.couplings
+    read_first: Coupling | None = None
     if record is None:
+        # The coupling before the record: a sync holding the pair changes the coupling before it writes either
+        # record (`shared.sync.lease`), so a record read after the coupling is at least as new as what that sync
+        # knew. (A listed record was read before; `merge_and_write` reads it again before it overwrites anything.)
+        read_first = await couplings.find_coupling(mapping.name, source, source_id)
         record = await get_or_none(engine.connector(source), mapping.entity(source).entity, source_id,
                                    select=engine.select(mapping, source))
         if record is None:
@@ -139,8 +145,9 @@ async def _reconcile(engine: SyncEngine, ctx: RunContext, mapping: TableMapping,
         return SyncResult(mapping.name, flow, source_id, Outcome.IGNORED, message=f"not synced: {why}")
     if not matches(mapping, record.values, source):
         return SyncResult(mapping.name, flow, source_id, Outcome.IGNORED, message="outside the mapping's filter")
-    couplings = engine.state.couplings
-    coupling = await couplings.find_coupling(mapping.name, source, source_id)
+    coupling = read_first if not listed else await couplings.find_coupling(mapping.name, source, source_id)
+    if coupling is not None and lease.held(engine, coupling):
+        coupling = await lease.await_release(engine, mapping, source, coupling)
     # An earlier attempt may have created the counterpart without coupling it (crashed, or its answer was
     # lost): a reservation it left, or the failure it recorded, says since when to look for its record.
     earlier = coupling.reserved_at if coupling is not None and coupling.pending else None
@@ -269,6 +276,19 @@ def settlement(mapping: TableMapping, coupling: Coupling, planned: PairPlan, aft
     return snapshot, stale
 
 
+def partial_snapshot(mapping: TableMapping, coupling: Coupling, planned: PairPlan,
+                     ours: dict[Side, dict[str, Any]]) -> dict[str, dict]:
+    """The coupling's snapshot with the fields one side received marked as synced on both sides: the value we
+    wrote on that side, and on the other the value it held when we read it (the value we carried over)."""
+    snapshot = {s.value: dict((coupling.snapshot or {}).get(s.value, {})) for s in Side}
+    for side, fields in ours.items():
+        other = field_values(mapping, planned.records[side.other].values, side.other)
+        for key, value in fields.items():
+            snapshot[side.value][key] = value
+            snapshot[side.other.value][key] = other.get(key, value)
+    return snapshot
+
+
 def own_writes(planned: PairPlan, snapshot: dict[str, dict], raced: set[Side]) -> dict[Side, dict[str, Any]]:
     """What a merge wrote and saw settle, per side: carried by the `ConcurrentUpdate` that lost the coupling."""
     return {side: snapshot[side.value] for side in planned.plan.writes if side not in raced}
@@ -296,14 +316,32 @@ async def merge_and_write(engine: SyncEngine, ctx: RunContext, mapping: TableMap
                                 select=engine.select(mapping, source))
         if now is None or now.etag != records[source].etag:
             raise ConcurrencyConflict(f"the {source.value} record changed since it was listed")
+    if plan.writes:
+        coupling = await lease.hold(engine, coupling)  # ConcurrentUpdate if another sync got in: decide again
     after = dict(records)
     raced: set[Side] = set()
-    for side in plan.writes:
-        written = await engine.connector(side).update(mapping.entity(side).entity, records[side].id,
-                                                      planned.payload(engine, side), etag=records[side].etag)
-        after[side] = await settled(engine, mapping, side, written)
-        if raced_write(written, after[side]):
-            raced.add(side)
+    done: list[Side] = []
+    try:
+        for side in plan.writes:
+            written = await engine.connector(side).update(mapping.entity(side).entity, records[side].id,
+                                                          planned.payload(engine, side), etag=records[side].etag)
+            after[side] = await settled(engine, mapping, side, written)
+            if raced_write(written, after[side]):
+                raced.add(side)
+            done.append(side)
+    except BaseException as exc:
+        # One side was written, the other refused (changed meanwhile, or the service failed): what we wrote is
+        # ours, not a person's change. Keep it in the snapshot (and on the exception, for this sync's retry),
+        # else the next merge would take our write for an edit and could push it over a newer one.
+        ours = {side: {k: field_values(mapping, after[side].values, side).get(k) for k in plan.push[side]}
+                for side in done if side not in raced}
+        if ours and isinstance(exc, Exception):
+            if coupling.snapshot is not None:  # a first sync has no base to amend: its retry carries `written`
+                coupling.snapshot = partial_snapshot(mapping, coupling, planned, ours)
+            before: dict[Side, dict[str, Any]] = getattr(exc, "written", None) or {}
+            exc.written = {s: {**before.get(s, {}), **ours.get(s, {})} for s in {*before, *ours}}  # type: ignore[attr-defined]
+        await lease.let_go(engine, coupling)  # a failed write must not keep others waiting for the hold
+        raise
     snapshot, stale = settlement(mapping, coupling, planned, after, raced)
     if stale:
         stamp(engine, ctx, coupling, snapshot, after)
@@ -319,7 +357,8 @@ async def merge_and_write(engine: SyncEngine, ctx: RunContext, mapping: TableMap
 
 def stamp(engine: SyncEngine, ctx: RunContext, coupling: Coupling, snapshot: dict[str, dict],
           after: dict[Side, Record]) -> None:
-    """Put a successful sync's state on the coupling (the caller writes it)."""
+    """Put a successful sync's state on the coupling (the caller writes it, which also releases the pair)."""
+    lease.release(coupling)
     coupling.snapshot = snapshot
     for side in Side:
         coupling.record_synced(side, modified_on=_aware(after[side].modified_on), etag=after[side].etag)

@@ -35,7 +35,9 @@ async def test_storms_of_429_and_5xx_are_ridden_out_without_duplicates(world: Wo
     second = await asyncio.gather(*(deliver(world, "customers", "to_crm", c["id"]) for c in customers))
     assert [r.outcome for r in second] == [Outcome.MODIFIED] * 4, [r.message for r in second]
     statuses = world.traffic.statuses
-    assert statuses.count(429) >= 3 and statuses.count(500) >= 6, sorted(set(statuses))
+    # The storm was real: 5xx answers, and throttling (the adaptive limiter learns the window after the first
+    # 429s, so there are only a few of them).
+    assert statuses.count(429) >= 1 and statuses.count(500) >= 6, sorted(set(statuses))
 
     await world.bc.configure(faults={"error_ratio": 0.0}, limits={"window_requests": 6000})
     await world.dv.configure(faults={"error_ratio": 0.0}, limits={"window_requests": 6000})

@@ -1,0 +1,78 @@
+"""Holding a coupled pair while its records are written.
+
+Two syncs of one pair can run at once: the two directions are different Service Bus sessions (one per source
+record), and the catch-up and the full sync run beside the processor. Each guards its writes with the record's
+ETag and its coupling update with the coupling's, but that last guard comes after the writes. So a sync that
+read the pair while another was between writing a record and storing the coupling took that write for a
+person's change, pushed it over the other side — over a newer edit made there meanwhile — and only then lost the
+race on the coupling: the edit was gone (the chaos harness's "lost update", seen under load).
+
+So a sync that is about to write holds the pair first: it stamps the coupling it read with a token (the same
+`reservation` / `reserved_at` fields a pending create uses; on a complete coupling they mean "being written"),
+guarded by the coupling's ETag. That compare-and-swap succeeds only if no other sync stored or held the pair
+since this one read the coupling — and every sync reads the coupling before the records it merges, so records it
+read are at least as new as what any earlier holder wrote. Others wait while the pair is held; storing the
+settled coupling releases it. A holder that died is taken over after `EngineOptions.stale_reservation`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import uuid
+from typing import TYPE_CHECKING
+
+from shared.mapping import Side, TableMapping
+from shared.state import Coupling
+from shared.sync.errors import RetryLater
+
+if TYPE_CHECKING:
+    from shared.sync.engine import SyncEngine
+
+
+def held(engine: SyncEngine, coupling: Coupling) -> bool:
+    """Another sync holds this complete pair (its token is set and not stale)."""
+    if coupling.pending or coupling.reservation is None or coupling.reserved_at is None:
+        return False
+    return engine.options.clock() - coupling.reserved_at <= engine.options.stale_reservation
+
+
+async def hold(engine: SyncEngine, coupling: Coupling) -> Coupling:
+    """Take the pair before writing either record. Raises `ConcurrentUpdate` when the coupling changed since it
+    was read (another sync stored or holds it): the caller reads everything again and decides again."""
+    taken = dataclasses.replace(coupling, reservation=uuid.uuid4().hex, reserved_at=engine.options.clock())
+    return await engine.state.couplings.update_coupling(taken)
+
+
+async def let_go(engine: SyncEngine, coupling: Coupling) -> None:
+    """Give the pair up without storing a settlement (a write failed): best effort — if it cannot be written,
+    the hold goes stale and is taken over."""
+    release(coupling)
+    with contextlib.suppress(Exception):
+        await engine.state.couplings.update_coupling(coupling)
+
+
+def release(coupling: Coupling) -> None:
+    """Clear the hold on a coupling about to be stored (the store writes it)."""
+    coupling.reservation = coupling.reserved_at = None
+
+
+async def await_release(engine: SyncEngine, mapping: TableMapping, side: Side, coupling: Coupling) -> Coupling | None:
+    """Wait while another sync holds the pair; the coupling as that sync left it (None if it is gone). A hold
+    older than `stale_reservation` is ignored: `hold` takes it over. Raises `RetryLater` after
+    `reservation_wait` seconds (the message is retried later, nothing is lost)."""
+    couplings, options = engine.state.couplings, engine.options
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + options.reservation_wait
+    delay = 0.02
+    current: Coupling | None = coupling
+    record_id = coupling.id_of(side) or ""
+    while current is not None and held(engine, current):
+        if loop.time() >= deadline:
+            raise RetryLater(f"another sync is writing the pair of {side.value} record {record_id!r} in mapping "
+                             f"'{mapping.name}'; try again later")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+        current = await couplings.find_coupling(mapping.name, side, record_id)
+    return current
