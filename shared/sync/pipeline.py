@@ -1,12 +1,13 @@
 """Coupled records of a page in bulk (issue 12): stages over the page instead of a loop over the one-record path.
 
-    the page's error records, one query  →  triage, pure: skipped / echo / unchanged / changed / unusual
+    the page's error records, one query  →  triage, no request: skipped / echo / unchanged / changed / unusual
     → changed: the counterparts read in bulk (`get_many`), the sources read again in bulk (the values planned
       are fresh: this replaces the live path's re-read of a listed record before it overwrites the target)
     → each pair planned by `record.plan_pair`, the live path's own merge, so the two cannot drift apart
-    → each side's writes in `write_batch` requests, If-Match the etag just read, the ERP side first (a refused
-      ERP write stops that pair's CRM write, as in the live path)
-    → read-backs in bulk where an answer lacks mapped fields → couplings stored in bulk → results.
+    → the pairs to write held in bulk (`shared.sync.lease`: no other sync merges against our unrecorded writes)
+    → each side's writes in `write_batch` requests, If-Match the etag just read, then read back in bulk where
+      an answer lacks mapped fields; the ERP side first (a refused ERP write stops that pair's CRM write, as in
+      the live path) → couplings stored in bulk → results.
 
 An unchanged page therefore costs one error query (its couplings come with the page, `page_couplings`) and no
 API call at all; a changed record costs its share of two reads and one write request per chunk.
@@ -14,23 +15,27 @@ API call at all; a changed record costs its share of two reads and one write req
 Anything unusual goes to the proven per-record path (`record.sync_one`) for that record only, with the same
 context the live path would have at that point: a pending or reserved coupling, a company rule, a counterpart
 or source gone (deletion rules), a record that left the filter, an unresolved conflict, a field that cannot be
-mapped, a lookup whose dependency is not coupled (the live path syncs it first), any write the batch did not
-apply — a 412, a refused value, throttling past the retries — (decided again on fresh reads: `recheck`), a lost
-race storing the coupling (`recheck`, and what was written counts as synced: `with_own_writes`). The per-record
-path then ends the record exactly as it would have: its result, error record and coupling.
+mapped, a lookup whose dependency is not coupled (the live path syncs it first), a pair another sync holds, a
+hold lost to another sync, any write the batch did not apply — a 412, a refused value, throttling past the
+retries — (the fields already written recorded as synced, the hold let go, then decided again on fresh reads:
+`recheck`), a lost race storing the coupling (`recheck`, and what was written counts as synced:
+`with_own_writes`). The per-record path then ends the record exactly as it would have: its result, error record
+and coupling.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shared.connectors import ConnectorError, Record, WriteOp, WriteResult
-from shared.mapping import Direction, Side, TableMapping, matches
+from shared.mapping import Direction, Side, TableMapping, field_values, matches
 from shared.state import ConcurrentUpdate, Coupling, ErrorRecord
-from shared.sync import companies, conflicts
+from shared.sync import companies, conflicts, lease
 from shared.sync import record as rec
 from shared.sync.context import RunContext
 from shared.sync.match import bounded
@@ -79,14 +84,15 @@ class Pair:
     had_error: bool
     records: dict[Side, Record] = field(default_factory=dict)
     planned: rec.PairPlan | None = None
-    written: dict[Side, Record] = field(default_factory=dict)
     after: dict[Side, Record] = field(default_factory=dict)
     raced: set[Side] = field(default_factory=set)
+    done: list[Side] = field(default_factory=list)  # sides written and settled
 
 
 @dataclass
 class Stages:
-    """What the stages decided so far: final results, records for the per-record path, pairs still going."""
+    """What the stages decided so far: final results, results still to be remembered (error records), and
+    records for the per-record path."""
 
     results: list[SyncResult] = field(default_factory=list)
     redo: list[Redo] = field(default_factory=list)
@@ -114,9 +120,11 @@ async def sync_coupled(engine: SyncEngine, ctx: RunContext, mapping: TableMappin
             out.redo.append(verdict)
     pairs = await read_pairs(engine, ctx, mapping, flow, changed, out)
     pairs = await plan_pairs(engine, ctx, mapping, flow, pairs, out)
+    pairs = await hold(engine, pairs, out)
+    for p in pairs:
+        p.after = dict(p.records)
     for side in (Side.ERP, Side.CRM):
-        pairs = await write_side(engine, mapping, flow, side, pairs, out)
-    pairs = await read_back(engine, mapping, pairs, out)
+        pairs = await write_side(engine, mapping, side, pairs, out)
     await store(engine, ctx, mapping, flow, pairs, out)
     finished = await bounded(engine.options.concurrency, (_remember(engine, ctx, mapping, flow, r, had)
                                                           for r, had in out.remember))
@@ -135,9 +143,10 @@ async def triage(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flo
     if not ctx.force and not ctx.recheck and engine.options.is_integration_user(source, record.modified_by):
         return SyncResult(mapping.name, flow, record.id, Outcome.UNCHANGED,
                           message="last changed by the integration user: an echo of our own write")
-    if coupling.pending or not _inside(mapping, source, record) \
+    if coupling.pending or lease.held(engine, coupling) or not _inside(mapping, source, record) \
             or await companies.outside(engine, ctx, mapping, source, record.values) is not None:
-        return Redo(record.id, record)  # waits for the reservation, or says which rule leaves the record out
+        # It waits for the reservation or for the sync holding the pair, or says which rule leaves it out.
+        return Redo(record.id, record)
     if (not ctx.force and not ctx.recheck and record.etag is not None and record.etag == coupling.etag(source)
             and rec.succeeded(coupling)):
         return SyncResult(mapping.name, flow, record.id, Outcome.UNCHANGED, destination_id=coupling.id_of(target),
@@ -224,10 +233,27 @@ async def plan_pairs(engine: SyncEngine, ctx: RunContext, mapping: TableMapping,
     return kept
 
 
-async def write_side(engine: SyncEngine, mapping: TableMapping, flow: Direction, side: Side, pairs: list[Pair],
+async def hold(engine: SyncEngine, pairs: list[Pair], out: Stages) -> list[Pair]:
+    """Hold every pair about to be written, as `lease.hold` does for one (a compare-and-swap of the coupling the
+    page read, before the records that are merged were read): a pair another sync stored or holds since is
+    decided again by the per-record path, as the live path's retry after `ConcurrentUpdate`."""
+    writing = [p for p in pairs if p.planned is not None and p.planned.plan.writes]
+    now = engine.options.clock()
+    taken = [dataclasses.replace(p.coupling, reservation=uuid.uuid4().hex, reserved_at=now) for p in writing]
+    lost: set[Pair] = set()
+    for p, answer in zip(writing, await store_couplings(engine, taken), strict=True):
+        if isinstance(answer, Coupling):
+            p.coupling = answer
+        else:
+            lost.add(p)
+            out.redo.append(Redo(p.record.id, None, recheck=True))
+    return [p for p in pairs if p not in lost]
+
+
+async def write_side(engine: SyncEngine, mapping: TableMapping, side: Side, pairs: list[Pair],
                      out: Stages) -> list[Pair]:
-    """Send every write `side` receives in `write_batch` requests, each guarded by the etag its pair read.
-    Returns the pairs still going (those with nothing for `side` included)."""
+    """Send every write `side` receives in `write_batch` requests, each guarded by the etag its pair read, and
+    settle them (`read_back`). Returns the pairs still going (those with nothing for `side` included)."""
     sending = [p for p in pairs if p.planned is not None and side in p.planned.plan.writes]
     if not sending:
         return pairs
@@ -238,16 +264,16 @@ async def write_side(engine: SyncEngine, mapping: TableMapping, flow: Direction,
         answers = await engine.connector(side).write_batch(ops)
     except ConnectorError as exc:
         answers = [WriteResult(op, error=exc) for op in ops]
-    failed: set[Pair] = set()
-    for p, answer in zip(sending, answers, strict=True):
-        if answer.ok:
-            p.written[side] = _written(answer)
-        else:
-            # A 412 (someone changed the record since it was read), a refused value, a record gone, throttling
-            # past the batch's retries, an operation the batch never reached: the per-record path decides again
-            # on fresh reads, with its own retries, and ends it as it would have.
-            failed.add(p)
-            out.redo.append(Redo(p.record.id, None, recheck=True))
+    # A 412 (someone changed the record since it was read), a refused value, a record gone, throttling past the
+    # batch's retries, an operation the batch never reached: the per-record path decides again on fresh reads,
+    # with its own retries, and ends it as it would have.
+    failed = {p for p, answer in zip(sending, answers, strict=True) if not answer.ok}
+    written = {p: _written(answer) for p, answer in zip(sending, answers, strict=True) if answer.ok}
+    failed |= await read_back(engine, mapping, side, written)
+    await give_up(engine, mapping, failed, out)
+    for p in written:
+        if p not in failed:
+            p.done.append(side)
     return [p for p in pairs if p not in failed]
 
 
@@ -258,30 +284,43 @@ def _written(answer: WriteResult) -> Record:
     return Record(answer.op.entity, answer.op.id or "", {})
 
 
-async def read_back(engine: SyncEngine, mapping: TableMapping, pairs: list[Pair], out: Stages) -> list[Pair]:
-    """Each written side as it is now: the write's answer when it carries every mapped field, else read back
-    (in bulk), as `record.settled` does for one record; a read-back that found a newer version is `raced`."""
+async def read_back(engine: SyncEngine, mapping: TableMapping, side: Side, written: dict[Pair, Record]) -> set[Pair]:
+    """`side` of each pair as it is after our write: the write's answer when it carries every mapped field, else
+    read back (in bulk), as `record.settled` does for one record; a read-back that found a newer version is
+    `raced`. Returns the pairs whose record could not be read back (gone right after our write, or the read
+    failed): the per-record path decides those."""
+    short = [p for p, w in written.items() if not rec.carries_mapped(mapping, side, w)]
+    try:
+        again = await read_many(engine, mapping, side, [written[p].id for p in short])
+    except ConnectorError:
+        again = {}
     lost: set[Pair] = set()
-    for p in pairs:
-        p.after = dict(p.records)
-    for side in Side:
-        written = [p for p in pairs if side in p.written]
-        short = [p for p in written if not rec.carries_mapped(mapping, side, p.written[side])]
-        try:
-            again = await read_many(engine, mapping, side, [p.written[side].id for p in short])
-        except ConnectorError:
-            again = {}  # each decided again by the per-record path
-        for p in written:
-            now = again.get(p.written[side].id) if p in short else p.written[side]
-            if now is None:
-                lost.add(p)  # gone right after our write, or not read: the per-record path decides
-                continue
-            p.after[side] = now
-            if rec.raced_write(p.written[side], now):
-                p.raced.add(side)
-    for p in lost:
-        out.redo.append(Redo(p.record.id, None, recheck=True))
-    return [p for p in pairs if p not in lost]
+    for p, w in written.items():
+        now = again.get(w.id) if p in short else w
+        if now is None:
+            lost.add(p)
+            continue
+        p.after[side] = now
+        if rec.raced_write(w, now):
+            p.raced.add(side)
+    return lost
+
+
+async def give_up(engine: SyncEngine, mapping: TableMapping, failed: set[Pair], out: Stages) -> None:
+    """Pairs a write (or its read-back) did not settle, as the live path leaves them (`merge_and_write`): the
+    fields already written to the other side recorded as synced in the snapshot, the hold let go (best effort:
+    else it goes stale), and the record decided again on fresh reads by the per-record path — its retry after a
+    `ConcurrencyConflict` (`recheck`), carrying what was written."""
+    for p in failed:
+        assert p.planned is not None
+        ours = {side: {k: field_values(mapping, p.after[side].values, side).get(k) for k in p.planned.plan.push[side]}
+                for side in p.done if side not in p.raced}
+        if ours and p.coupling.snapshot is not None:  # a first sync has no base to amend: the redo carries it
+            p.coupling.snapshot = rec.partial_snapshot(mapping, p.coupling, p.planned, ours)
+        lease.release(p.coupling)
+        out.redo.append(Redo(p.record.id, None, recheck=True, written=ours))
+    with contextlib.suppress(Exception):
+        await store_couplings(engine, [p.coupling for p in failed])
 
 
 async def store(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction, pairs: list[Pair],
