@@ -4,6 +4,7 @@ conflicts."""
 from __future__ import annotations
 
 from shared.state.conflicts import ConflictEntry, ConflictStore
+from shared.state.coupling_batches import PartitionRate, TableRequestCounter
 from shared.state.couplings import Coupling, CouplingStore
 from shared.state.error_records import ErrorRecord, ErrorStore, error_id
 from shared.state.exceptions import (
@@ -24,7 +25,7 @@ from shared.state.watermarks import WatermarkStore
 __all__ = [
     "COUNTERS", "AlreadyCoupled", "ConcurrentUpdate", "ConflictEntry", "ConflictStore", "Coupling", "CouplingStore",
     "ErrorRecord", "ErrorStore",
-    "InvalidKey", "Job", "JobStore", "NotFound", "StateError", "StateStore", "Subscription", "SubscriptionStore",
-    "TableNames", "ValueTooLarge", "WatermarkBackwards", "WatermarkStore", "decode_key", "encode_key", "error_id",
-    "json_hash", "service_from_settings",
+    "InvalidKey", "Job", "JobStore", "NotFound", "PartitionRate", "StateError", "StateStore", "Subscription",
+    "SubscriptionStore", "TableNames", "TableRequestCounter", "ValueTooLarge", "WatermarkBackwards", "WatermarkStore",
+    "decode_key", "encode_key", "error_id", "json_hash", "service_from_settings",
 ]

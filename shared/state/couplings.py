@@ -8,15 +8,51 @@ since every write changes both rows, that one guard catches any concurrent write
 Creating a destination record idempotently: `reserve` inserts a *pending* coupling (only the source row,
 insert-if-absent: of two concurrent reservers exactly one succeeds, the other gets `AlreadyCoupled` with the
 winner's row), the winner creates the record, then `complete` adds the destination row and id atomically.
+
+Key design
+----------
+PartitionKey = the mapping (escaped), RowKey = `erp:<id>` / `crm:<id>` (ids escaped by `encode_key`). Two
+requirements leave no other choice of partition:
+
+* both rows of a coupling are written atomically, and Table storage makes only an entity-group transaction
+  atomic, which must stay inside one partition: a coupling's two rows share their partition;
+* a lookup from either side knows only that side's id, so the partition must be computable from the ERP id
+  alone and from the CRM id alone. For any pair of ids to land together, that function can depend on
+  neither id: it is a function of the mapping. Hashing ids into shards would put a pair's rows in two
+  partitions, i.e. two separate writes, with a half-written coupling after a crash between them.
+
+One partition per mapping is also what the bulk paths want. A full sync reads source pages in key order, so
+a page's row keys are (nearly) one contiguous range: `find_page` reads a page of 1 000 couplings with one
+range query instead of 1 000 point reads (or 72 filtered queries of 14 ids), and every coupling write of a
+page lands in the same partition, 50 couplings (100 rows) per entity-group transaction (`update_many`,
+`create_many`, `reserve_many`, `complete_many`; shared batching in `coupling_batches.py`). `encode_key` does
+not preserve the ids' order (an escaped `~20` sorts after letters), so ranges are taken over the encoded
+row keys, the order Table storage uses; `find_page` is correct whatever order the source pages come in, and
+bounded in cost when that order differs (it stops scanning and falls back to `find_couplings`).
+
+Load on one partition, against Azure Table storage's documented targets of 2 000 entities/s per partition
+and 20 000 entities/s per account (1 KiB entities). Per source record a full sync touches: unchanged, 1 row
+read (a range query, 1 000 rows a request); updated, 1 read + 2 written; created, 1 read + 1 reserved + 2
+completed = 4; match-coupled, 1 read + 2 created + 2 updated. At 4 entities a record one partition carries
+about 500 created or 2 000 unchanged records a second — more than BC or F&O usually deliver, but a fast
+source (Dataverse bulk reads, a re-run on unchanged data) or a page's burst (`update_many` of 1 000
+couplings = 2 000 rows in 20 transactions sent together) would exceed it. Beyond a target the service
+answers 503 Server Busy and the SDK backs off; rather than relying on that, the bulk methods of a store cap
+each partition at `partition_rate` entities/s (default 1 500: a token bucket with one second of burst;
+reads are charged when their page arrives), and send at most `concurrency` transactions of one partition at
+once. The remaining 25 % is headroom for the live path (per-record point reads and two-row writes, paced by
+webhooks and Service Bus sessions, uncapped here). A full sync works through mappings one at a time, so one
+process puts at most 1 500 entities/s on the account; the 20 000/s account target would need more than a
+dozen full syncs of different mappings at once. The cap is per process: two processes syncing the same
+mapping in bulk would share one partition's target (the full sync of a mapping runs in one process).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,14 +62,24 @@ from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient
 
 from shared.mapping.types import Side
+from shared.state.coupling_batches import (
+    DEFAULT_PARTITION_CONCURRENCY,
+    DEFAULT_PARTITION_RATE,
+    DEFAULT_SCAN_FACTOR,
+    OpGroup,
+    PartitionRate,
+    run_groups,
+    scan_range,
+)
 from shared.state.exceptions import AlreadyCoupled, ConcurrentUpdate, NotFound
 from shared.state.keys import aware, decode_key, encode_key, json_hash, pack_json, read_time, unpack_json
 
-# Table storage: at most 100 operations per entity-group transaction, at most 15 comparisons per $filter.
-MAX_TRANSACTION = 100
+# Table storage: at most 15 comparisons per $filter.
 MAX_FILTER_KEYS = 14  # plus the PartitionKey comparison
 
 _TIMES = ("reserved_at", "erp_modified_on", "crm_modified_on", "synced_at")
+# Error codes of a guarded write whose row changed or vanished since it was read.
+_STALE = frozenset({"UpdateConditionNotSatisfied", "ConditionNotMet", "ResourceNotFound"})
 _TEXTS = ("erp_id", "crm_id", "reservation", "erp_etag", "crm_etag", "result_to_crm", "result_to_erp",
           "last_job_id")
 
@@ -129,8 +175,17 @@ def _from_entity(entity: Any) -> Coupling:
 class CouplingStore:
     """Couplings in one table; every method is safe to call from concurrent workers."""
 
-    def __init__(self, table: TableClient) -> None:
+    def __init__(self, table: TableClient, *, partition_rate: float | None = DEFAULT_PARTITION_RATE,
+                 concurrency: int = DEFAULT_PARTITION_CONCURRENCY, scan_factor: int = DEFAULT_SCAN_FACTOR) -> None:
+        """`partition_rate`: entities/s the bulk methods put on one partition (None: no cap); `concurrency`:
+        transactions of one partition in flight at once; `scan_factor`: rows `find_page`'s range scan may read
+        per asked id before it falls back to filtered queries (see the module docstring)."""
+        if concurrency < 1 or scan_factor < 1:
+            raise ValueError("concurrency and scan_factor must be at least 1")
         self.table = table
+        self.rate = PartitionRate(partition_rate)
+        self.concurrency = concurrency
+        self.scan_factor = scan_factor
 
     async def find_coupling(self, mapping: str, side: Side | str, record_id: str) -> Coupling | None:
         """The coupling of `record_id` on `side`, or None."""
@@ -142,17 +197,36 @@ class CouplingStore:
 
     async def find_couplings(self, mapping: str, side: Side | str, record_ids: Sequence[str]) -> dict[str, Coupling]:
         """The couplings of many records of one side, by record id (absent: not coupled). One query per
-        `MAX_FILTER_KEYS` ids instead of one point read each: what a full sync's page needs."""
+        `MAX_FILTER_KEYS` ids instead of one point read each, whatever their order (a page in key order is
+        cheaper with `find_page`)."""
         found: dict[str, Coupling] = {}
         ids = list(dict.fromkeys(record_ids))
+        pk = encode_key(mapping)
         for start in range(0, len(ids), MAX_FILTER_KEYS):
             chunk = ids[start:start + MAX_FILTER_KEYS]
-            params = {"pk": encode_key(mapping), **{f"r{i}": row_key(side, rid) for i, rid in enumerate(chunk)}}
+            params = {"pk": pk, **{f"r{i}": row_key(side, rid) for i, rid in enumerate(chunk)}}
             # Spaces around the parentheses: the SDK finds `@name` parameters between spaces.
             query = "PartitionKey eq @pk and ( " + " or ".join(f"RowKey eq @r{i}" for i in range(len(chunk))) + " )"
-            async for entity in self.table.query_entities(query, parameters=params):
+            await self.rate.spend(pk, 0)
+            entities = [entity async for entity in self.table.query_entities(query, parameters=params)]
+            self.rate.charge(pk, len(entities))
+            for entity in entities:
                 c = _from_entity(entity)
                 found[c.id_of(side) or ""] = c
+        return found
+
+    async def find_page(self, mapping: str, side: Side | str, ids: Sequence[str]) -> dict[str, Coupling]:
+        """The couplings of a page of source records, by record id (absent: not coupled) — `find_couplings`'
+        answer, read with one range query over the page's row keys (1 000 rows a request) when the page comes
+        in row-key order, as a full sync's key-ordered pages mostly do. When it does not (ids scattered over
+        the partition), the scan stops after `scan_factor` rows per id and the ids it has not reached are read
+        with `find_couplings`: at most ⌈scan_factor × len(ids) / 1000⌉ extra requests."""
+        wanted = {row_key(side, rid): rid for rid in dict.fromkeys(ids)}
+        entities, unresolved = await scan_range(self.table, encode_key(mapping), wanted.keys(),
+                                                bound=self.scan_factor * len(wanted), rate=self.rate)
+        found = {wanted[key]: _from_entity(entity) for key, entity in entities.items()}
+        if unresolved:
+            found.update(await self.find_couplings(mapping, side, [wanted[key] for key in sorted(unresolved)]))
         return found
 
     async def get_coupling(self, mapping: str, side: Side | str, record_id: str) -> Coupling:
@@ -185,32 +259,29 @@ class CouplingStore:
         reservations won, by source id; ids another worker reserved or coupled first are left out (the caller
         takes the per-record path for them, which waits or syncs)."""
         side = Side(source_side)
-        won: dict[str, Coupling] = {}
-        unique = list(dict.fromkeys(source_ids))
+        fresh = []
+        for rid in dict.fromkeys(source_ids):
+            c = Coupling(mapping=mapping, reserved_by=side, reservation=uuid.uuid4().hex,
+                         reserved_at=now or dt.datetime.now(dt.UTC), last_job_id=job_id)
+            setattr(c, f"{side.value}_id", rid)
+            fresh.append(c)
 
-        async def reserve_chunk(chunk: list[str]) -> None:
-            while chunk:
-                cs = []
-                for rid in chunk:
-                    c = Coupling(mapping=mapping, reserved_by=side, reservation=uuid.uuid4().hex,
-                                 reserved_at=now or dt.datetime.now(dt.UTC), last_job_id=job_id)
-                    setattr(c, f"{side.value}_id", rid)
-                    cs.append(c)
-                try:
-                    result = await self.table.submit_transaction([("create", _to_entity(c, side)) for c in cs])
-                except TableTransactionError as exc:
-                    if exc.error_code != "EntityAlreadyExists" or exc.index is None:
-                        raise
-                    del chunk[exc.index]  # taken by someone else: retry the rest (the transaction wrote nothing)
-                    continue
-                for c, meta in zip(cs, result, strict=True):
-                    c.row_side, c.row_etag = side, meta["etag"]
-                    won[c.id_of(side) or ""] = c
-                chunk = []
+        def reserve_group(c: Coupling) -> OpGroup[Coupling]:
+            def done(answers: list[Any]) -> Coupling:
+                c.row_side, c.row_etag = side, answers[0]["etag"]
+                return c
 
-        # Chunks touch distinct rows: their transactions go out together (one round trip each, not in turn).
-        await _gather([reserve_chunk(unique[i:i + MAX_TRANSACTION]) for i in range(0, len(unique), MAX_TRANSACTION)])
-        return won
+            async def failed(at: int, exc: TableTransactionError) -> Exception:
+                # Taken by someone else: not ours, the caller's per-record path deals with it.
+                return AlreadyCoupled("reserved or coupled already") if exc.error_code == "EntityAlreadyExists" else exc
+
+            return OpGroup([("create", _to_entity(c, side))], done, failed)
+
+        outcomes = await self._run([reserve_group(c) for c in fresh])
+        for outcome in outcomes:
+            if isinstance(outcome, Exception) and not isinstance(outcome, AlreadyCoupled):
+                raise outcome
+        return {c.id_of(side) or "": c for c in outcomes if isinstance(c, Coupling)}
 
     async def renew_reservation(self, coupling: Coupling, *, now: dt.datetime | None = None) -> Coupling:
         """Take over a pending reservation (e.g. one left by a crashed worker); one taker wins, the others get
@@ -248,36 +319,72 @@ class CouplingStore:
         """`complete` for many reservations of one mapping, 50 per transaction (two operations each). A chunk
         that fails as a whole is retried record by record, so each gets its own answer: the completed
         coupling, or the `ConcurrentUpdate` / `AlreadyCoupled` that `complete` raises."""
-        step = MAX_TRANSACTION // 2
         if any(not c.pending or c.reserved_by is None for c, _ in done):  # refused before anything is written
             raise ValueError("complete_many needs pending couplings returned by reserve")
 
-        async def complete_chunk(chunk: Sequence[tuple[Coupling, str]]) -> list[Coupling | Exception]:
-            out: list[Coupling | Exception] = []
-            finished, ops = [], []
-            for coupling, destination_id in chunk:
-                source = Side(coupling.reserved_by or "")
-                c = dataclasses.replace(coupling, reservation=None)
-                setattr(c, f"{source.other.value}_id", destination_id)
-                finished.append((c, source))
-                ops += [self._guarded_update(c, source), ("create", _to_entity(c, source.other))]
-            try:
-                result = await self.table.submit_transaction(ops)
-            except TableTransactionError:
-                for coupling, destination_id in chunk:
-                    try:
-                        out.append(await self.complete(coupling, destination_id))
-                    except (ConcurrentUpdate, AlreadyCoupled) as exc:
-                        out.append(exc)
-                return out
-            for i, (c, source) in enumerate(finished):
-                c.row_side, c.row_etag = source, result[2 * i]["etag"]
-                c.snapshot_hash = json_hash(c.snapshot) if c.snapshot is not None else None
-                out.append(c)
-            return out
+        def complete_group(coupling: Coupling, destination_id: str) -> OpGroup[Coupling]:
+            source = Side(coupling.reserved_by or "")
+            c = dataclasses.replace(coupling, reservation=None)
+            setattr(c, f"{source.other.value}_id", destination_id)
 
-        chunks = await _gather([complete_chunk(done[i:i + step]) for i in range(0, len(done), step)])
-        return [answer for chunk in chunks for answer in chunk]
+            def done(answers: list[Any]) -> Coupling:
+                c.row_side, c.row_etag, c.snapshot_hash = source, answers[0]["etag"], _hash(c)
+                return c
+
+            async def failed(at: int, exc: TableTransactionError) -> Exception:
+                if at == 1 and exc.error_code == "EntityAlreadyExists":
+                    return await self._already_coupled(c, source.other)
+                return self._item_error(c, exc)
+
+            return OpGroup([self._guarded_update(c, source), ("create", _to_entity(c, source.other))], done, failed)
+
+        return await self._run_each(done, lambda pair: complete_group(*pair))
+
+    async def create_many(self, couplings: Sequence[Coupling]) -> list[Coupling | Exception]:
+        """`create_coupling` for many matched pairs: both rows of each created atomically, 50 pairs per
+        transaction. One answer per pair, in order: the created coupling, `AlreadyCoupled` (with the existing
+        coupling) when either record is coupled or reserved already, or the error that refused it."""
+        if any(c.pending for c in couplings):  # refused before anything is written
+            raise ValueError("create_many needs both erp_id and crm_id of every coupling")
+
+        def create_group(coupling: Coupling) -> OpGroup[Coupling]:
+            def done(answers: list[Any]) -> Coupling:
+                return dataclasses.replace(coupling, reservation=None, row_side=Side.ERP,
+                                           row_etag=answers[0]["etag"], snapshot_hash=_hash(coupling))
+
+            async def failed(at: int, exc: TableTransactionError) -> Exception:
+                if exc.error_code == "EntityAlreadyExists":
+                    return await self._already_coupled(coupling, Side.CRM if at == 1 else Side.ERP)
+                return exc
+
+            return OpGroup([("create", _to_entity(coupling, Side.ERP)), ("create", _to_entity(coupling, Side.CRM))],
+                           done, failed)
+
+        return await self._run_each(couplings, create_group)
+
+    async def update_many(self, couplings: Sequence[Coupling]) -> list[Coupling | Exception]:
+        """`update_coupling` for many couplings, 50 per transaction (a pending one is one row). One answer per
+        coupling, in order: the written coupling with its new ETag, `ConcurrentUpdate` when another worker
+        wrote or removed it since it was read, or the error that refused it; the others are written whatever
+        happens to one."""
+        if any(c.row_side is None or c.row_etag is None for c in couplings):  # refused before anything is written
+            raise ValueError("update_many needs couplings read from the store (they carry the ETag)")
+
+        def update_group(coupling: Coupling) -> OpGroup[Coupling]:
+            loaded = Side(coupling.row_side or "")
+            ops: list[Any] = [self._guarded_update(coupling, loaded)]
+            if not coupling.pending:
+                ops.append(("update", _to_entity(coupling, loaded.other), {"mode": UpdateMode.REPLACE}))
+
+            def done(answers: list[Any]) -> Coupling:
+                return dataclasses.replace(coupling, row_etag=answers[0]["etag"], snapshot_hash=_hash(coupling))
+
+            async def failed(at: int, exc: TableTransactionError) -> Exception:
+                return self._item_error(coupling, exc)
+
+            return OpGroup(ops, done, failed)
+
+        return await self._run_each(couplings, update_group)
 
     async def create_coupling(self, coupling: Coupling) -> Coupling:
         """Couple two existing records (manual or match-based coupling): both rows, created atomically.
@@ -361,6 +468,35 @@ class CouplingStore:
             if c.pending or c.row_side is Side.ERP:
                 yield c
 
+    async def _run(self, groups: Sequence[OpGroup[Coupling]]) -> list[Coupling | Exception]:
+        return await run_groups(self.table, groups, rate=self.rate, concurrency=self.concurrency)
+
+    async def _run_each(self, items: Sequence[Any],
+                        group: Callable[[Any], OpGroup[Coupling]]) -> list[Coupling | Exception]:
+        """`group(item)` for each item, run as transactions; an item whose rows cannot even be built (a naive
+        datetime, a snapshot too large or not JSON) gets that error as its answer instead of failing the rest."""
+        answers: list[Coupling | Exception | None] = [None] * len(items)
+        groups, slots = [], []
+        for n, item in enumerate(items):
+            try:
+                groups.append(group(item))
+                slots.append(n)
+            except ValueError as exc:
+                answers[n] = exc
+        for n, outcome in zip(slots, await self._run(groups), strict=True):
+            answers[n] = outcome
+        return answers  # type: ignore[return-value]
+
+    async def _already_coupled(self, c: Coupling, side: Side) -> AlreadyCoupled:
+        existing = await self.find_coupling(c.mapping, side, c.id_of(side) or "")
+        return AlreadyCoupled(f"{side.value} record {c.id_of(side)!r} is already coupled in mapping {c.mapping!r}",
+                              existing)
+
+    def _item_error(self, c: Coupling, exc: TableTransactionError) -> Exception:
+        """A guarded write's refusal: its row changed or vanished → `ConcurrentUpdate`; anything else (a row
+        the service refused as invalid) is returned as it is, not mistaken for a race."""
+        return self._concurrent(c, exc) if exc.error_code in _STALE else exc
+
     def _guarded_update(self, c: Coupling, side: Side) -> tuple[str, dict[str, Any], dict[str, Any]]:
         return ("update", _to_entity(c, side),
                 {"mode": UpdateMode.REPLACE, "etag": c.row_etag, "match_condition": MatchConditions.IfNotModified})
@@ -372,12 +508,6 @@ class CouplingStore:
                                 f"was changed or removed by another worker ({getattr(exc, 'error_code', exc)})")
 
 
-async def _gather(work: list[Any], limit: int = 8) -> list[Any]:
-    """Run `work` (coroutines) at most `limit` at a time; results in order."""
-    gate = asyncio.Semaphore(limit)
 
-    async def one(coro: Any) -> Any:
-        async with gate:
-            return await coro
-
-    return list(await asyncio.gather(*(one(c) for c in work)))
+def _hash(c: Coupling) -> str | None:
+    return json_hash(c.snapshot) if c.snapshot is not None else None
