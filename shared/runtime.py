@@ -57,7 +57,9 @@ def erp_connector(settings: Settings, pack: Pack, http: httpx.AsyncClient, *, li
 async def open_state(settings: Settings) -> AsyncIterator[StateStore]:
     """The state store alone (jobs, errors, couplings), its tables created if missing."""
     async with service_from_settings(settings.storage) as service:
-        state = StateStore(service, TableNames.from_settings(settings.storage), redactor=Redactor(settings.secrets()))
+        rate = settings.storage.partition_entities_per_s or None
+        state = StateStore(service, TableNames.from_settings(settings.storage), redactor=Redactor(settings.secrets()),
+                           partition_rate=rate)
         await state.ensure_tables()
         yield state
 

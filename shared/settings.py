@@ -64,6 +64,10 @@ class StorageSettings(_Group):
     errors_table: str = Field("errors", pattern=_TABLE_PART, description="Errors table (after the prefix).")
     subscriptions_table: str = Field("subscriptions", pattern=_TABLE_PART,
                                      description="Webhook subscriptions table (after the prefix).")
+    partition_entities_per_s: float = Field(
+        1500.0, ge=0, description="Entities per second the bulk state writes and reads of a full sync put on one "
+        "Table partition (one mapping's couplings), from one process; Azure Table storage's target is 2 000 per "
+        "partition. 0 turns the cap off (Azurite, benchmarks).")
     conflicts_table: str = Field("conflicts", pattern=_TABLE_PART,
                                  description="Settled conflicts an operator can list and reverse (after the prefix).")
 

@@ -10,6 +10,7 @@ from azure.data.tables.aio import TableServiceClient
 from shared.http.redact import Redactor
 from shared.settings import StorageSettings
 from shared.state.conflicts import ConflictStore
+from shared.state.coupling_batches import DEFAULT_PARTITION_RATE
 from shared.state.couplings import CouplingStore
 from shared.state.error_records import ErrorStore
 from shared.state.jobs import JobStore
@@ -50,11 +51,11 @@ class StateStore:
     """
 
     def __init__(self, service: TableServiceClient, names: TableNames | None = None, *,
-                 redactor: Redactor | None = None) -> None:
+                 redactor: Redactor | None = None, partition_rate: float | None = DEFAULT_PARTITION_RATE) -> None:
         self.service = service
         self.names = names or TableNames()
         table = service.get_table_client
-        self.couplings = CouplingStore(table(self.names.couplings))
+        self.couplings = CouplingStore(table(self.names.couplings), partition_rate=partition_rate)
         self.watermarks = WatermarkStore(table(self.names.watermarks))
         self.jobs = JobStore(table(self.names.jobs))
         self.errors = ErrorStore(table(self.names.errors), redactor=redactor)

@@ -47,21 +47,14 @@ if TYPE_CHECKING:
 
 async def page_couplings(engine: SyncEngine, mapping: TableMapping, side: Side,
                          ids: Sequence[str]) -> dict[str, Coupling]:
-    """The couplings of a page's records, by id, in as few Table requests as the store allows."""
-    return await engine.state.couplings.find_couplings(mapping.name, side, ids)
+    """The couplings of a page's records, by id: one range query when the page comes in row-key order."""
+    return await engine.state.couplings.find_page(mapping.name, side, ids)
 
 
 async def store_couplings(engine: SyncEngine, couplings: Sequence[Coupling]) -> list[Coupling | Exception]:
-    """Write many couplings back (each guarded by its row's ETag); one answer per coupling, in order: the
-    written coupling, or the `ConcurrentUpdate` (or other error) that refused it."""
-
-    async def one(c: Coupling) -> Coupling | Exception:
-        try:
-            return await engine.state.couplings.update_coupling(c)
-        except ConcurrentUpdate as exc:
-            return exc
-
-    return await bounded(engine.options.concurrency, (one(c) for c in couplings))
+    """Write many couplings back (each guarded by its row's ETag) in entity-group transactions; one answer per
+    coupling, in order: the written coupling, or the `ConcurrentUpdate` (or other error) that refused it."""
+    return await engine.state.couplings.update_many(couplings) if couplings else []
 
 
 @dataclass
