@@ -145,10 +145,10 @@ async def test_unchanged_rerun_reads_pages_and_writes_nothing(table_connection_s
     assert sent == page_reads(sent) and len(sent) == 2  # one page of each side, nothing by id
     processed = 2 * len(customers)
     assert len(sent) / processed <= 0.02
-    # Per record: the page's couplings and error records, read in bulk; nothing written.
+    # Per record: the page's couplings and error records, a range query each per page; nothing written.
+    per_record = used["couplings"] + used["errors"] + used["conflicts"] + used["$batch"]
     assert used["$batch"] == 0 and used["conflicts"] == 0
-    assert used["errors"] == 2, used  # one query per page
-    assert used["couplings"] <= 2 * -(-len(customers) // 14), used  # 14 keys a query (`find_couplings`)
+    assert per_record / processed <= 0.02, used
     # Per page and run: the job (start, increment, finish) and the checkpoint (find, save, clear).
     assert used["jobs"] + used["watermarks"] <= 2 * 9, used
 
@@ -174,9 +174,9 @@ async def test_a_tenth_changed_is_read_and_written_in_batches(table_connection_s
     # Everything sent, page reads included: two pages, the counterparts and the sources read by id in a
     # request or two each, the writes in a batch or two.
     assert len(sent) / len(changed) <= 0.05, [f"{r.method} {r.url.path}" for r in sent]
-    # The page's couplings and errors read in bulk; each pair written is held, then stored (a transaction each).
-    assert used["errors"] == 2 and used["couplings"] <= 2 * -(-len(customers) // 14), used
-    assert used["$batch"] <= 2 * len(changed), used
+    # The page's couplings and errors read in bulk; the pairs written held, then stored, 50 per transaction.
+    assert (used["couplings"] + used["errors"]) / (2 * len(customers)) <= 0.02, used
+    assert used["$batch"] / len(changed) <= 0.05, used
 
 
 # ----- the same scenario, in bulk and record by record
@@ -212,7 +212,8 @@ class Ending:
 async def play(world: World, pairs: list[tuple[dict[str, Any], dict[str, Any]]], edits: Sequence[Edit]) -> None:
     gone: set[tuple[Side, int]] = set()
     for e in edits:
-        if (e.side, e.index) in gone:
+        side = Side.CRM if e.field == "refused" else e.side
+        if (side, e.index) in gone:
             continue
         customer, account = pairs[e.index]
         if e.field == "delete":
