@@ -114,11 +114,18 @@ async def sync_coupled(engine: SyncEngine, ctx: RunContext, mapping: TableMappin
     pairs = await read_pairs(engine, ctx, mapping, flow, changed, out)
     pairs = await plan_pairs(engine, ctx, mapping, flow, pairs, out)
     pairs = await hold(engine, pairs, out)
-    for p in pairs:
-        p.after = dict(p.records)
-    for side in (Side.ERP, Side.CRM):
-        pairs = await write_side(engine, mapping, side, pairs, out)
-    await store(engine, ctx, mapping, flow, pairs, out)
+    try:
+        for p in pairs:
+            p.after = dict(p.records)
+        for side in (Side.ERP, Side.CRM):
+            pairs = await write_side(engine, mapping, side, pairs, out)
+        await store(engine, ctx, mapping, flow, pairs, out)
+    except BaseException as exc:
+        # Interrupted while holding pairs (a cancelled run, a store that failed): let them go, as the live path
+        # does, so no sync waits for a hold nobody will settle; an error (not a cancellation) also records what
+        # was written. A pair already stored refuses the let-go (its ETag moved on): nothing is undone.
+        await give_up(engine, mapping, set(pairs), out, amend=isinstance(exc, Exception))
+        raise
     finished = await bounded(engine.options.concurrency, (_remember(engine, ctx, mapping, flow, r, had)
                                                           for r, had in out.remember))
     redone = await bounded(engine.options.concurrency, (_redo(engine, ctx, mapping, flow, r) for r in out.redo))
@@ -299,7 +306,8 @@ async def read_back(engine: SyncEngine, mapping: TableMapping, side: Side, writt
     return lost
 
 
-async def give_up(engine: SyncEngine, mapping: TableMapping, failed: set[Pair], out: Stages) -> None:
+async def give_up(engine: SyncEngine, mapping: TableMapping, failed: set[Pair], out: Stages, *,
+                  amend: bool = True) -> None:
     """Pairs a write (or its read-back) did not settle, as the live path leaves them (`merge_and_write`): the
     fields already written to the other side recorded as synced in the snapshot, the hold let go (best effort:
     else it goes stale), and the record decided again on fresh reads by the per-record path — its retry after a
@@ -308,7 +316,7 @@ async def give_up(engine: SyncEngine, mapping: TableMapping, failed: set[Pair], 
         assert p.planned is not None
         ours = {side: {k: field_values(mapping, p.after[side].values, side).get(k) for k in p.planned.plan.push[side]}
                 for side in p.done if side not in p.raced}
-        if ours and p.coupling.snapshot is not None:  # a first sync has no base to amend: the redo carries it
+        if amend and ours and p.coupling.snapshot is not None:  # a first sync has no base: the redo carries it
             p.coupling.snapshot = rec.partial_snapshot(mapping, p.coupling, p.planned, ours)
         lease.release(p.coupling)
         out.redo.append(Redo(p.record.id, None, recheck=True, written=ours))

@@ -434,3 +434,37 @@ async def test_get_many_reads_by_id_in_requests_that_keep_urls_short(world: Worl
         assert all(found[i].id.casefold() == i.casefold() for i in ids)
         assert 1 < len(sent) < len(ids) + len(gone), [str(r.url) for r in sent]
         assert all(len(str(r.url)) <= 400 for r in sent), [str(r.url) for r in sent]
+
+
+class Crash(Exception):
+    pass
+
+
+async def test_a_run_interrupted_while_writing_lets_its_pairs_go(table_connection_string: str,
+                                                                 table_prefix: str) -> None:
+    async with open_world(table_connection_string, table_prefix) as (world, _):
+        customers = await seed(world, 4)
+        for c in customers[:3]:
+            await world.bc.edit("customers", c["id"], {"city": "Lund"})
+        # Both sides changed for the first: its ERP write goes through, the CRM batch never comes back.
+        account = await account_of(world, customers[0])
+        await world.dv.edit("accounts", account["accountid"], {"telephone1": "+47 2"})
+        real = world.crm.write_batch
+
+        async def crash(ops: Sequence[WriteOp], *, atomic: bool = False) -> list[WriteResult]:
+            raise Crash("worker died")
+
+        world.crm.write_batch = crash  # type: ignore[method-assign]
+        with pytest.raises(Crash):
+            await world.engine.sync_full(["customers"])
+        held = [c async for c in world.state.couplings.list_couplings("customers") if c.reservation is not None]
+        assert held == []  # nobody has to wait for a hold that would only go stale
+        first = await world.coupling("customers", Side.ERP, customers[0]["id"])
+        assert first is not None and first.snapshot is not None
+        assert first.snapshot["crm"]["phoneNumber ⇄ telephone1"] == "+47 2"  # what reached the ERP counts as synced
+        world.crm.write_batch = real  # type: ignore[method-assign]
+        runs = await world.engine.sync_full(["customers"])
+        assert [f.message for r in runs for f in r.failures] == []
+        for c in customers[:3]:
+            assert (await account_of(world, c))["address1_city"] == "Lund"
+        assert (await world.bc.row("customers", customers[0]["id"]) or {})["phoneNumber"] == "+47 2"
