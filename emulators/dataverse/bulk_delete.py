@@ -37,6 +37,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from emulators.common import tasks
 from emulators.common.store import Actor, utcnow
 from emulators.dataverse import fetchxml, query_expression
 from emulators.dataverse.annotations import ALL, Formatter
@@ -295,14 +296,10 @@ class JobRunner:
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until every started job has finished."""
-        if self.tasks:
-            await asyncio.wait_for(asyncio.gather(*list(self.tasks), return_exceptions=True), timeout)
+        await tasks.drain(self.tasks, timeout)
 
     async def aclose(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        if self.tasks:
-            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        await tasks.cancel(self.tasks)
 
 
 _RUNNER_KEY = "bulk_delete_jobs"

@@ -24,6 +24,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 
+from emulators.common import tasks
 from emulators.common.delivery import DeliveryInjector
 from emulators.common.store import Change
 from emulators.dataverse.context import MESSAGES, build_context, strip_oversized
@@ -190,14 +191,10 @@ class WebhookDispatcher:
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until every scheduled delivery has finished (tests, demo)."""
-        if self.tasks:
-            await asyncio.wait_for(asyncio.gather(*list(self.tasks), return_exceptions=True), timeout)
+        await tasks.drain(self.tasks, timeout)
 
     async def aclose(self) -> None:
-        for task in list(self.tasks):
-            task.cancel()
-        if self.tasks:
-            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        await tasks.cancel(self.tasks)
         if self._owns_client and self._client is not None:
             await self._client.aclose()
             self._client = None

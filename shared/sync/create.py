@@ -10,7 +10,6 @@ one): an uncoupled record found there — made by hand, or by a crashed worker �
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import Mapping
@@ -19,10 +18,9 @@ from typing import TYPE_CHECKING, Any
 from shared.connectors import AlreadyExists, ConnectorError, Record
 from shared.mapping import Direction, Side, TableMapping, field_values
 from shared.state import AlreadyCoupled, ConcurrentUpdate, Coupling
-from shared.sync import keys, recovery
+from shared.sync import keys, lease, recovery
 from shared.sync import record as rec
 from shared.sync.context import RunContext
-from shared.sync.errors import RetryLater
 from shared.sync.expected import expected_for, full_payload
 from shared.sync.outcome import Outcome, SyncResult
 from shared.sync.wire import for_wire
@@ -37,25 +35,21 @@ async def await_reservation(engine: SyncEngine, mapping: TableMapping, side: Sid
     take over a stale one (→ the renewed pending coupling, now ours to create). Raises RetryLater when the
     other worker is still busy after `reservation_wait` seconds."""
     couplings, options = engine.state.couplings, engine.options
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + options.reservation_wait
-    delay = 0.02
-    current: Coupling | None = coupling
-    source_id = coupling.id_of(side) or ""
-    while current is not None and current.pending:
-        reserved_at = current.reserved_at
-        if reserved_at is not None and options.clock() - reserved_at > options.stale_reservation:
-            try:
-                return await couplings.renew_reservation(current, now=options.clock())
-            except ConcurrentUpdate:
-                current = await couplings.find_coupling(mapping.name, side, source_id)
-                continue
-        if loop.time() >= deadline:
-            raise RetryLater(f"another worker is creating the counterpart of {side.value} record {source_id!r} "
-                             f"in mapping '{mapping.name}'; try again later")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.5)
-        current = await couplings.find_coupling(mapping.name, side, source_id)
+    record_id = coupling.id_of(side) or ""
+
+    def creating(c: Coupling) -> bool:
+        stale = c.reserved_at is not None and options.clock() - c.reserved_at > options.stale_reservation
+        return c.pending and not stale
+
+    current = await lease.wait_while(engine, mapping, side, coupling, creating, "creating the counterpart of")
+    while current is not None and current.pending:  # stale: take it over (of several takers, one wins)
+        try:
+            return await couplings.renew_reservation(current, now=options.clock())
+        except ConcurrentUpdate:
+            current = await couplings.find_coupling(mapping.name, side, record_id)
+            if current is not None:
+                current = await lease.wait_while(engine, mapping, side, current, creating,
+                                                 "creating the counterpart of")
     return current
 
 

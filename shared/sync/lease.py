@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import dataclasses
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from shared.mapping import Side, TableMapping
@@ -62,15 +63,22 @@ async def await_release(engine: SyncEngine, mapping: TableMapping, side: Side, c
     """Wait while another sync holds the pair; the coupling as that sync left it (None if it is gone). A hold
     older than `stale_reservation` is ignored: `hold` takes it over. Raises `RetryLater` after
     `reservation_wait` seconds (the message is retried later, nothing is lost)."""
+    return await wait_while(engine, mapping, side, coupling, lambda c: held(engine, c), "writing the pair of")
+
+
+async def wait_while(engine: SyncEngine, mapping: TableMapping, side: Side, coupling: Coupling,
+                     busy: Callable[[Coupling], bool], doing: str) -> Coupling | None:
+    """Re-read `coupling` (backing off) while another worker keeps it `busy`: a hold here, a pending create in
+    `create.await_reservation`. Raises `RetryLater` ("another worker is <doing> …") after `reservation_wait`."""
     couplings, options = engine.state.couplings, engine.options
     loop = asyncio.get_running_loop()
     deadline = loop.time() + options.reservation_wait
     delay = 0.02
     current: Coupling | None = coupling
     record_id = coupling.id_of(side) or ""
-    while current is not None and held(engine, current):
+    while current is not None and busy(current):
         if loop.time() >= deadline:
-            raise RetryLater(f"another sync is writing the pair of {side.value} record {record_id!r} in mapping "
+            raise RetryLater(f"another worker is {doing} {side.value} record {record_id!r} in mapping "
                              f"'{mapping.name}'; try again later")
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.5)
