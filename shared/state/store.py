@@ -14,6 +14,7 @@ from shared.state.coupling_batches import DEFAULT_PARTITION_RATE
 from shared.state.couplings import CouplingStore
 from shared.state.error_records import ErrorStore
 from shared.state.jobs import JobStore
+from shared.state.pauses import PauseStore
 from shared.state.subscriptions import SubscriptionStore
 from shared.state.watermarks import WatermarkStore
 
@@ -44,7 +45,7 @@ class TableNames:
 
 class StateStore:
     """`store.couplings`, `.watermarks`, `.jobs`, `.errors`, `.subscriptions`, `.conflicts` over one service
-    client.
+    client, and `.pauses` (paused mappings, kept in the watermarks table).
 
     The caller owns `service` (and closes it); call `ensure_tables()` once at start-up to create missing
     tables. Use one StateStore per event loop: the aio clients are bound to the loop they first ran on.
@@ -61,6 +62,7 @@ class StateStore:
         self.errors = ErrorStore(table(self.names.errors), redactor=redactor)
         self.subscriptions = SubscriptionStore(table(self.names.subscriptions))
         self.conflicts = ConflictStore(table(self.names.conflicts), redactor=redactor)
+        self.pauses = PauseStore(table(self.names.watermarks))
 
     async def ensure_tables(self) -> None:
         """Create every table that does not exist yet (idempotent)."""
