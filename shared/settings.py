@@ -321,6 +321,15 @@ class ScheduleSettings(_Group):
         return value.strip()
 
 
+class AutoPauseSettings(_Group):
+    """When a mapping pauses by itself (shared.autopause): its permanent failures (not throttling or outages,
+    which are retried) reach FAILURES within MINUTES. Read when the app starts."""
+
+    failures: int = Field(25, ge=0, le=100_000, description="Permanent failures of one mapping within MINUTES "
+                                                            "that pause it by itself; 0 turns auto-pause off.")
+    minutes: float = Field(10.0, gt=0, le=1440, description="The window, in minutes, FAILURES are counted in.")
+
+
 class AuthSettings(_Group):
     """Who may call the admin API (docs/admin-api.md#authentication). Read when the app starts."""
 
@@ -346,6 +355,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    autopause: AutoPauseSettings = Field(default_factory=AutoPauseSettings)
     public_url: str | None = Field(None, pattern=r"^https?://[^/?#]+(/[^?#]*)?$",
                                    description="The Function App's public base URL, e.g. "
                                                "`https://<app>.azurewebsites.net`; Business Central notification "
@@ -383,7 +393,7 @@ def load_settings(**overrides: Any) -> Settings:
 
 _GROUPS: dict[str, type[BaseModel]] = {"storage": StorageSettings, "erp": ErpSettings, "crm": CrmSettings,
                                        "retry": RetrySettings, "queue": QueueSettings, "webhooks": WebhookSettings,
-                                       "schedules": ScheduleSettings}
+                                       "schedules": ScheduleSettings, "autopause": AutoPauseSettings}
 
 
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:
@@ -427,3 +437,7 @@ def load_schedules(environ: Mapping[str, str] | None = None) -> ScheduleSettings
 
 def load_auth(environ: Mapping[str, str] | None = None) -> AuthSettings:
     return load_group("auth", AuthSettings, environ)
+
+
+def load_autopause(environ: Mapping[str, str] | None = None) -> AutoPauseSettings:
+    return load_group("autopause", AutoPauseSettings, environ)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from shared.admin import documents
+from shared.admin import documents, pauses
 from shared.admin.params import AdminError, bad_request
 from shared.connectors import ConnectorError
 from shared.connectors.base import NotFound as RecordMissing
@@ -69,7 +69,8 @@ async def mapping_status(engine: SyncEngine, m: TableMapping) -> dict[str, Any]:
     async for e in engine.state.errors.list_errors(m.name):
         errors += 1
         skipped += e.skipped
-    return documents.mapping(m, last_job=last, errors=errors, skipped=skipped)
+    return {**documents.mapping(m, last_job=last, errors=errors, skipped=skipped),
+            **pauses.status_fields(await engine.state.pauses.get(m.name))}
 
 
 async def list_mappings(engine: SyncEngine) -> dict[str, Any]:
@@ -121,6 +122,8 @@ async def full_sync(engine: SyncEngine, names: Sequence[str] | None, *, dry_run:
     given; `restart` ignores a checkpoint an interrupted run left (default: resume from it)."""
     for name in names or ():
         table_mapping(engine, name)
+    if not dry_run:
+        await pauses.refuse_if_paused(engine, names)
     options: dict[str, Any] = {} if create is None else {"create": create}
     if flow is not None:
         options["directions"] = frozenset({flow})
@@ -155,6 +158,7 @@ async def sync_record(engine: SyncEngine, name: str, flow: Direction, source_ids
 async def sync_mapping(engine: SyncEngine, name: str, flow: Direction | None) -> dict[str, Any]:
     """The modified-records sync of one mapping now (one direction, or every direction it syncs)."""
     m = table_mapping(engine, name, flow=flow)
+    await pauses.refuse_if_paused(engine, [m.name])
     with translated():
         if flow is None:
             runs = await engine.sync_modified(m, trigger="manual")

@@ -38,6 +38,8 @@ def _bounded(text: str) -> str:
 class SyncMessage:
     """One record to bring in step: `mapping`, the one-way `direction` the change came from, the source
     record's id, the change seen (created / updated / deleted), and the attempt (1 for a fresh notice).
+    `held` counts the times the notice was put back because its mapping was paused (shared.queue.process):
+    it never uses up an attempt, and gives each copy put back its own message id.
 
     `marker` identifies the source's version of the change (BC `lastModifiedDateTime`, Dataverse `modifiedon`
     or the operation's time): two notices of the same version are duplicates."""
@@ -49,6 +51,7 @@ class SyncMessage:
     attempt: int = 1
     marker: str | None = None
     seen_at: dt.datetime | None = None
+    held: int = 0
 
     def __post_init__(self) -> None:
         if self.direction is Direction.BIDIRECTIONAL:
@@ -59,6 +62,8 @@ class SyncMessage:
             raise ValueError("a message needs a mapping and a source id")
         if self.attempt < 1:
             raise ValueError("attempt starts at 1")
+        if self.held < 0:
+            raise ValueError("held cannot be negative")
 
     @property
     def session_id(self) -> str:
@@ -72,16 +77,23 @@ class SyncMessage:
         key = "|".join((self.mapping, self.direction.value, self.source_id.lower(), self.change,
                         self.marker or ""))
         base = hashlib.sha256(key.encode()).hexdigest()[:40]
-        return base if self.attempt == 1 else f"{base}#{self.attempt}"
+        base = base if self.attempt == 1 else f"{base}#{self.attempt}"
+        return base if not self.held else f"{base}~held{self.held}"
 
     def next_attempt(self) -> SyncMessage:
         return dataclasses.replace(self, attempt=self.attempt + 1)
+
+    def held_again(self) -> SyncMessage:
+        """The copy put back while the mapping is paused: same attempt, same seen_at, a new message id."""
+        return dataclasses.replace(self, held=self.held + 1)
 
     def to_json(self) -> str:
         body: dict[str, Any] = {"v": VERSION, "mapping": self.mapping, "direction": self.direction.value,
                                 "source_id": self.source_id, "change": self.change, "attempt": self.attempt,
                                 "marker": self.marker,
                                 "seen_at": self.seen_at.isoformat() if self.seen_at else None}
+        if self.held:
+            body["held"] = self.held
         return json.dumps(body, separators=(",", ":"))
 
     @classmethod
@@ -97,9 +109,10 @@ class SyncMessage:
             raise PoisonMessage(f"unknown message version {data.get('v')!r} (expected {VERSION})")
         try:
             seen = data.get("seen_at")
-            attempt = data.get("attempt", 1)
-            if not isinstance(attempt, int) or isinstance(attempt, bool):
-                raise ValueError("attempt must be an integer")
+            attempt, held = data.get("attempt", 1), data.get("held", 0)
+            for name, number in (("attempt", attempt), ("held", held)):
+                if not isinstance(number, int) or isinstance(number, bool):
+                    raise ValueError(f"{name} must be an integer")
             for key in ("mapping", "source_id"):
                 if not isinstance(data.get(key), str):
                     raise ValueError(f"{key} must be a string")
@@ -107,6 +120,6 @@ class SyncMessage:
             return cls(mapping=data["mapping"], direction=Direction.parse(str(data.get("direction"))),
                        source_id=data["source_id"], change=str(data.get("change", "updated")), attempt=attempt,
                        marker=marker if isinstance(marker, str) else None,
-                       seen_at=dt.datetime.fromisoformat(seen) if isinstance(seen, str) else None)
+                       seen_at=dt.datetime.fromisoformat(seen) if isinstance(seen, str) else None, held=held)
         except (ValueError, TypeError) as exc:
             raise PoisonMessage(f"invalid message: {exc}") from None

@@ -9,6 +9,10 @@ failures outlast `max_attempts` → its error record says the queue gave up (the
 modified-records sync take it from there) and the message completes; a poison message (unreadable, unknown or
 disabled mapping) → `PoisonMessage`, which the trigger lets propagate so Service Bus redelivers it up to its
 max delivery count and then dead-letters it — where `shared.queue.dead_letters` makes it an error record.
+
+A message of a paused mapping (shared.admin.pauses) is kept, not synced: put back on the queue scheduled
+with the same back-off (`held` + 1, the attempt unchanged), without reading anything. Permanent failures
+feed the auto-pause (shared.autopause).
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from shared import autopause
 from shared.connectors import NotFound
 from shared.mapping import MappingError, TableMapping, select_mappings
 from shared.queue.message import PoisonMessage, SyncMessage
 from shared.queue.retry import RetrySchedule
 from shared.queue.sender import QueueSender
+from shared.state.pauses import Pause
 from shared.sync import SyncEngine, SyncResult
 from shared.sync.context import utc_now
 
@@ -49,6 +55,8 @@ async def process_message(body: bytes | str, *, engine: SyncEngine, sender: Queu
         mapping = engine.mapping(message.mapping)
     except MappingError as exc:
         raise PoisonMessage(f"{what}: {exc}") from None
+    if mapping.enabled and (pause := await engine.state.pauses.paused(mapping.name)) is not None:
+        return await _hold(message, pause, sender, schedule, clock)
     if (elsewhere := await _route_elsewhere(engine, mapping, message)) is not None:
         return Processed(message, None, note=elsewhere)
     try:
@@ -56,6 +64,7 @@ async def process_message(body: bytes | str, *, engine: SyncEngine, sender: Queu
     except ValueError as exc:  # disabled mapping, or a direction the mapping does not carry
         raise PoisonMessage(f"{what}: {exc}") from None
     if not result.retryable:
+        await autopause.note_results(engine.state, mapping.name, [result], now=clock())
         return Processed(message, result)
     if message.attempt >= schedule.max_attempts:
         # Not poison: the record is fine, the service was not. Its (transient) error record stays for the
@@ -71,6 +80,16 @@ async def process_message(body: bytes | str, *, engine: SyncEngine, sender: Queu
     log.info("%s: transient failure (attempt %d), retry at %s: %s", what, message.attempt, at.isoformat(),
              result.message)
     return Processed(message, result, retry_at=at)
+
+
+async def _hold(message: SyncMessage, pause: Pause, sender: QueueSender, schedule: RetrySchedule,
+                clock: Callable[[], dt.datetime]) -> Processed:
+    """Keep a paused mapping's notice: the same notice again later, on the retry back-off (capped at the
+    schedule's longest delay, so a resumed mapping's notices all return within it)."""
+    at = clock() + schedule.delay(message.held + 1)
+    await sender.schedule(message.held_again(), at)
+    return Processed(message, None, retry_at=at, note=f"mapping {pause.state} ({pause.reason}): notice kept, "
+                                                      f"looked at again at {at.isoformat()}")
 
 
 async def _route_elsewhere(engine: SyncEngine, mapping: TableMapping, message: SyncMessage) -> str | None:
