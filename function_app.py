@@ -13,6 +13,7 @@ from pathlib import Path
 import azure.functions as func
 
 from functions.admin import bp as admin_bp
+from functions.console import bp as console_bp
 from functions.dead_letters import bp as dead_letters_bp
 from functions.health import bp as health_bp
 from functions.processor import bp as processor_bp
@@ -38,6 +39,7 @@ def build_app(pack: Pack) -> func.FunctionApp:
     app.register_functions(dead_letters_bp)
     app.register_functions(schedules_bp)
     app.register_functions(admin_bp)
+    app.register_functions(console_bp)
     return app
 
 

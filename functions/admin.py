@@ -78,15 +78,22 @@ def need(access: Access) -> None:
     authorise(_caller.get(), access)
 
 
-def guarded(handler: Handler, access: Access, name: str) -> Handler:
-    """`handler` behind the caller check: 401 without an identity, 403 without the role `access` needs."""
+def current_caller() -> Caller:
+    """Who is calling, inside a `guarded` handler."""
+    return _caller.get()
+
+
+def guarded(handler: Handler, access: Access, name: str, *,
+            refuse: Callable[[dict[str, Any], int], func.HttpResponse] = respond) -> Handler:
+    """`handler` behind the caller check: 401 without an identity, 403 without the role `access` needs
+    (answered by `refuse`: JSON here, an HTML page in the console)."""
     async def run(req: func.HttpRequest) -> func.HttpResponse:
         try:
             caller = identify(req.headers, req.params, easy_auth=current().settings().auth.easy_auth)
             authorise(caller, access)
         except AdminError as exc:
             log.warning("admin %s refused (%s): %s", name, exc.code, exc.message)
-            return respond(exc.document(), exc.status)
+            return refuse(exc.document(), exc.status)
         except SettingsError as exc:
             return _not_configured(exc)
         log.info("admin %s by %s", name, caller.label)
