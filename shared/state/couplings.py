@@ -100,6 +100,10 @@ class Coupling:
     crm_etag: str | None = None
     snapshot: dict[str, Any] | None = None   # last-synced mapped values: the base of the three-way merge
     snapshot_hash: str | None = None         # maintained by the store from `snapshot`
+    # What the sync holding the pair is writing, per side ({"erp": {field: value}}), stored with the hold
+    # before either record is written: whoever merges next counts a field holding exactly that value as synced
+    # on that side (`record.with_own_writes`), even if the holder died between its writes and its settlement.
+    intent: dict[str, Any] | None = None
     result_to_crm: str | None = None
     result_to_erp: str | None = None
     skipped: bool = False
@@ -153,6 +157,8 @@ def _to_entity(c: Coupling, side: Side) -> dict[str, Any]:
     if c.snapshot is not None:
         entity.update(pack_json("snapshot", c.snapshot, f"snapshot of coupling {record_id} in {c.mapping}"))
         entity["snapshot_hash"] = json_hash(c.snapshot)
+    if c.intent:
+        entity.update(pack_json("intent", c.intent, f"write intent of coupling {record_id} in {c.mapping}"))
     return entity
 
 
@@ -167,6 +173,7 @@ def _from_entity(entity: Any) -> Coupling:
     c.attempts = int(entity.get("attempts", 0))
     c.snapshot = unpack_json("snapshot", entity)
     c.snapshot_hash = entity.get("snapshot_hash")
+    c.intent = unpack_json("intent", entity)
     c.row_side = Side(entity["side"])
     c.row_etag = entity.metadata["etag"]
     return c

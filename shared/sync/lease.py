@@ -13,6 +13,13 @@ guarded by the coupling's ETag. That compare-and-swap succeeds only if no other 
 since this one read the coupling — and every sync reads the coupling before the records it merges, so records it
 read are at least as new as what any earlier holder wrote. Others wait while the pair is held; storing the
 settled coupling releases it. A holder that died is taken over after `EngineOptions.stale_reservation`.
+
+The hold also carries the holder's intent: the values it is about to write, per side. A holder can stop between
+its writes and its settlement — a second write refused, a read-back or a request that timed out after the
+service applied it, a cancelled run, a killed host — and then nothing but the intent tells the next merge that a
+value on one side is ours, not a person's change (without it, with the policy on that side, the next merge would
+push our stale write over the person's newer edit on the other side). The intent stays until a settlement
+replaces it.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import contextlib
 import dataclasses
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.mapping import Side, TableMapping
 from shared.state import Coupling
@@ -39,11 +46,30 @@ def held(engine: SyncEngine, coupling: Coupling) -> bool:
     return engine.options.clock() - coupling.reserved_at <= engine.options.stale_reservation
 
 
-async def hold(engine: SyncEngine, coupling: Coupling) -> Coupling:
-    """Take the pair before writing either record. Raises `ConcurrentUpdate` when the coupling changed since it
-    was read (another sync stored or holds it): the caller reads everything again and decides again."""
-    taken = dataclasses.replace(coupling, reservation=uuid.uuid4().hex, reserved_at=engine.options.clock())
-    return await engine.state.couplings.update_coupling(taken)
+async def hold(engine: SyncEngine, coupling: Coupling, intent: dict[Side, dict[str, Any]]) -> Coupling:
+    """Take the pair before writing either record, recording what will be written (`intent`). Raises
+    `ConcurrentUpdate` when the coupling changed since it was read (another sync stored or holds it): the caller
+    reads everything again and decides again."""
+    return await engine.state.couplings.update_coupling(taking(engine, coupling, intent))
+
+
+def taking(engine: SyncEngine, coupling: Coupling, intent: dict[Side, dict[str, Any]]) -> Coupling:
+    """`coupling` held by a new token, with `intent` added to any intent an earlier holder left."""
+    return dataclasses.replace(coupling, reservation=uuid.uuid4().hex, reserved_at=engine.options.clock(),
+                               intent=merge_intent(coupling.intent, intent))
+
+
+def merge_intent(earlier: dict[str, Any] | None, intent: dict[Side, dict[str, Any]]) -> dict[str, Any] | None:
+    merged = {side: dict(fields) for side, fields in (earlier or {}).items()}
+    for side, fields in intent.items():
+        if fields:
+            merged.setdefault(side.value, {}).update(fields)
+    return merged or None
+
+
+def intended(coupling: Coupling) -> dict[Side, dict[str, Any]]:
+    """The intent left on the coupling, by side."""
+    return {Side(side): fields for side, fields in (coupling.intent or {}).items()}
 
 
 async def let_go(engine: SyncEngine, coupling: Coupling) -> None:
@@ -55,7 +81,8 @@ async def let_go(engine: SyncEngine, coupling: Coupling) -> None:
 
 
 def release(coupling: Coupling) -> None:
-    """Clear the hold on a coupling about to be stored (the store writes it)."""
+    """Clear the hold on a coupling about to be stored (the store writes it). The intent stays: only a
+    settlement (`record.stamp`) replaces it."""
     coupling.reservation = coupling.reserved_at = None
 
 

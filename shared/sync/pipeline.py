@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -238,8 +237,7 @@ async def hold(engine: SyncEngine, pairs: list[Pair], out: Stages) -> list[Pair]
     page read, before the records that are merged were read): a pair another sync stored or holds since is
     decided again by the per-record path, as the live path's retry after `ConcurrentUpdate`."""
     writing = [p for p in pairs if p.planned is not None and p.planned.plan.writes]
-    now = engine.options.clock()
-    taken = [dataclasses.replace(p.coupling, reservation=uuid.uuid4().hex, reserved_at=now) for p in writing]
+    taken = [lease.taking(engine, p.coupling, p.planned.intent()) for p in writing]  # type: ignore[union-attr]
     lost: set[Pair] = set()
     for p, answer in zip(writing, await store_couplings(engine, taken), strict=True):
         if isinstance(answer, Coupling):

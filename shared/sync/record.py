@@ -164,8 +164,12 @@ async def _reconcile(engine: SyncEngine, ctx: RunContext, mapping: TableMapping,
 
 def merge_written(earlier: dict[Side, dict[str, Any]], exc: Exception) -> dict[Side, dict[str, Any]]:
     """The field values this sync wrote, so far (attached to the `ConcurrentUpdate` that lost the coupling)."""
-    written: dict[Side, dict[str, Any]] = getattr(exc, "written", None) or {}
-    return {side: {**earlier.get(side, {}), **written.get(side, {})} for side in {*earlier, *written}}
+    return union(earlier, getattr(exc, "written", None) or {})
+
+
+def union(first: dict[Side, dict[str, Any]], then: dict[Side, dict[str, Any]]) -> dict[Side, dict[str, Any]]:
+    """Per side, the fields of both (`then` wins for a field in both)."""
+    return {side: {**first.get(side, {}), **then.get(side, {})} for side in {*first, *then}}
 
 
 def with_own_writes(base: Snapshot | None, written: dict[Side, dict[str, Any]],
@@ -216,6 +220,11 @@ class PairPlan:
     expected: dict[Side, Expected]
     plan: Plan
 
+    def intent(self) -> dict[Side, dict[str, Any]]:
+        """What each written side will hold, per field, as that side reads it back (`lease`'s intent)."""
+        return {side: {k: self.expected[side].values.get(k) for k in self.plan.push[side]}
+                for side in self.plan.writes}
+
     def payload(self, engine: SyncEngine, side: Side) -> dict[str, Any]:
         """The body that writes `side`'s share of the plan, as `side`'s API takes it."""
         return for_wire(engine.pack.systems.get(side), self.expected[side].payload_for(self.plan.push[side]),
@@ -230,7 +239,10 @@ async def plan_pair(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, 
     cannot be mapped."""
     source, target = flow.source, flow.target
     values = {side: field_values(mapping, records[side].values, side) for side in Side}
-    base = with_own_writes(Snapshot(**coupling.snapshot) if coupling.snapshot else None, ctx.written, values)
+    # Values written by this sync's earlier attempt, or by any holder that did not settle (its intent):
+    # a field holding exactly such a value is ours, not a person's change.
+    written = union(lease.intended(coupling), ctx.written)
+    base = with_own_writes(Snapshot(**coupling.snapshot) if coupling.snapshot else None, written, values)
     keys = candidates(mapping, base, values)
     expected: dict[Side, Expected] = {}
     # A first sync (no base) goes one way: what the source side "should" hold is not needed.
@@ -271,8 +283,10 @@ def settlement(mapping: TableMapping, coupling: Coupling, planned: PairPlan, aft
                 for side in Side}
     for side in raced:
         after[side] = dataclasses.replace(after[side], etag=None)
+    # An intent left by a holder that did not settle was merged on: the settlement replaces it (left there, it
+    # would count a person's later edit to that very value as ours).
     stale = (bool(planned.plan.writes) or snapshot != coupling.snapshot or not succeeded(coupling)
-             or any(after[s].etag != coupling.etag(s) for s in Side))
+             or coupling.intent is not None or any(after[s].etag != coupling.etag(s) for s in Side))
     return snapshot, stale
 
 
@@ -317,7 +331,8 @@ async def merge_and_write(engine: SyncEngine, ctx: RunContext, mapping: TableMap
         if now is None or now.etag != records[source].etag:
             raise ConcurrencyConflict(f"the {source.value} record changed since it was listed")
     if plan.writes:
-        coupling = await lease.hold(engine, coupling)  # ConcurrentUpdate if another sync got in: decide again
+        # ConcurrentUpdate if another sync got in: decide again
+        coupling = await lease.hold(engine, coupling, planned.intent())
     after = dict(records)
     raced: set[Side] = set()
     done: list[Side] = []
@@ -338,8 +353,7 @@ async def merge_and_write(engine: SyncEngine, ctx: RunContext, mapping: TableMap
         if ours and isinstance(exc, Exception):
             if coupling.snapshot is not None:  # a first sync has no base to amend: its retry carries `written`
                 coupling.snapshot = partial_snapshot(mapping, coupling, planned, ours)
-            before: dict[Side, dict[str, Any]] = getattr(exc, "written", None) or {}
-            exc.written = {s: {**before.get(s, {}), **ours.get(s, {})} for s in {*before, *ours}}  # type: ignore[attr-defined]
+            exc.written = union(getattr(exc, "written", None) or {}, ours)  # type: ignore[attr-defined]
         await lease.let_go(engine, coupling)  # a failed write must not keep others waiting for the hold
         raise
     snapshot, stale = settlement(mapping, coupling, planned, after, raced)
@@ -359,6 +373,7 @@ def stamp(engine: SyncEngine, ctx: RunContext, coupling: Coupling, snapshot: dic
           after: dict[Side, Record]) -> None:
     """Put a successful sync's state on the coupling (the caller writes it, which also releases the pair)."""
     lease.release(coupling)
+    coupling.intent = None  # settled: the snapshot now says what each side holds
     coupling.snapshot = snapshot
     for side in Side:
         coupling.record_synced(side, modified_on=_aware(after[side].modified_on), etag=after[side].etag)

@@ -7,11 +7,14 @@ conflict policy on its side — pushed it over that newer edit."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 
+import pytest
+
 from shared.mapping import Side
-from shared.sync import Outcome
-from tests.sync.conftest import World, coupled_customer
+from shared.sync import Outcome, lease
+from tests.sync.conftest import PATIENT, World, coupled_customer
 
 
 def edit_between(world: World, side: Side, then: Any) -> list[str]:
@@ -96,3 +99,43 @@ async def test_two_syncs_of_one_pair_at_once_end_in_step(world: World) -> None:
     assert erp["email"] == crm["emailaddress1"] == "x@example.com"
     coupling = await world.coupling("customers", Side.ERP, customer["id"])
     assert coupling is not None and coupling.reservation is None  # nobody holds the pair afterwards
+
+
+class Killed(BaseException):
+    """The host dying mid-merge: nothing after this point runs (no let-go, no settlement)."""
+
+
+async def test_a_sync_killed_between_its_writes_loses_no_edit(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The merge writes the ERP side, a person edits the same field in Sales, and the host dies before the Sales
+    write and the settlement. Whoever takes the stale hold over finds only the hold's intent to tell it that the
+    ERP value is ours: without it the ERP value looks like an edit, the conflict goes to the ERP side
+    (`erp_wins`), and the person's newer Sales phone is overwritten."""
+    customer, account_id = await coupled_customer(world)
+    await world.bc.edit("customers", customer["id"], {"city": "Lund"})
+    await world.dv.edit("accounts", account_id, {"telephone1": "+33 1 2"})
+
+    async def person_then_death() -> None:
+        await world.dv.edit("accounts", account_id, {"telephone1": "+49 89 9"})
+        raise Killed
+
+    async def dead_host_lets_nothing_go(*_: Any) -> None:
+        return None
+
+    monkeypatch.setattr(lease, "let_go", dead_host_lets_nothing_go)
+    edit_between(world, Side.ERP, person_then_death)
+    with pytest.raises(Killed):
+        await world.engine.sync_record("customers", "to_erp", account_id)
+    held = await world.coupling("customers", Side.ERP, customer["id"])
+    assert held is not None and held.reservation is not None and held.intent  # the dead holder's
+    monkeypatch.undo()
+    # Another instance, later: the hold is stale and taken over.
+    later = world.engine_with(PATIENT, stale_reservation=dt.timedelta(0))
+    again = await later.sync_record("customers", "to_erp", account_id)
+    assert again.ok, again.message
+    erp = await world.bc.row("customers", customer["id"])
+    crm = await world.dv.row("accounts", account_id)
+    assert erp is not None and crm is not None
+    assert (erp["phoneNumber"], crm["telephone1"]) == ("+49 89 9", "+49 89 9")
+    assert (erp["city"], crm["address1_city"]) == ("Lund", "Lund")
+    settled = await world.coupling("customers", Side.ERP, customer["id"])
+    assert settled is not None and settled.reservation is None and settled.intent is None
