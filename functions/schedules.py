@@ -8,6 +8,10 @@ Each timer takes the process's runtime (`shared.app_runtime.current()`), calls o
 host records the invocation as failed (Application Insights shows it); a subscription BC refuses is logged
 as an error without stopping the others. A run missed while the app was down is
 simply done late (`past_due`): every one of them is idempotent.
+
+A paused mapping (shared.admin.pauses) is left out of the modified-records sync and the retry; the
+subscriptions stay renewed, so its notices keep arriving (and are kept) while it is paused. The modified
+sync's permanent failures count towards the auto-pause (shared.autopause), as the processor's do.
 """
 
 from __future__ import annotations
@@ -17,10 +21,12 @@ import logging
 
 import azure.functions as func
 
+from shared import autopause
 from shared.app_runtime import current
 from shared.maintenance import purge_history, retry_failed, sync_modified_all
 from shared.mapping import Side
 from shared.settings import ScheduleSettings, load_schedules
+from shared.state import StateStore
 from shared.subscriptions import BusinessCentralSubscriptions, ensure_subscriptions, wanted_subscriptions
 
 log = logging.getLogger("dualsync.schedules")
@@ -33,13 +39,24 @@ def _late(timer: func.TimerRequest, name: str) -> None:
         log.info("%s: running late (a scheduled run was missed)", name)
 
 
+async def _paused(state: StateStore, name: str) -> set[str]:
+    """The paused mappings, each logged as skipped by the timer `name`."""
+    paused = await state.pauses.list()
+    for mapping, pause in sorted(paused.items()):
+        log.info("%s %s: skipped, %s since %s (%s)", name, mapping, pause.state, pause.at.isoformat(), pause.reason)
+    return set(paused)
+
+
 async def modified_sync(timer: func.TimerRequest) -> None:
     _late(timer, "modified sync")
-    report = await sync_modified_all(await current().engine(), trigger="schedule")
+    engine = await current().engine()
+    paused = await _paused(engine.state, "modified sync")
+    report = await sync_modified_all(engine, trigger="schedule", skip=paused)
     for run in report.runs:
         log.info("modified sync %s %s: %s", run.mapping, run.direction.value, run.counts or "nothing changed")
         if run.error:
             log.warning("modified sync %s %s failed: %s", run.mapping, run.direction.value, run.error)
+        await autopause.note_results(engine.state, run.mapping, run.failures)
     if report.failed:
         raise RuntimeError("modified sync failed for " + ", ".join(f"{m}: {why}" for m, why in report.failed.items()))
 
@@ -73,7 +90,8 @@ async def bc_subscriptions(timer: func.TimerRequest) -> None:
 
 async def retry_failed_records(timer: func.TimerRequest) -> None:
     _late(timer, "retry")
-    report = await retry_failed(await current().engine(), trigger="retry")
+    engine = await current().engine()
+    report = await retry_failed(engine, trigger="retry", skip_mappings=await _paused(engine.state, "retry"))
     if report.results:
         log.info("retry of %d failed record(s): %d synced, %d still failing", len(report.results),
                  len(report.results) - report.still_failing, report.still_failing)

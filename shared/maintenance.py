@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from shared.mapping import Direction, UnknownMappingError, dependency_order
@@ -27,13 +28,14 @@ class ModifiedReport:
         return not self.failed and not any(r.error or r.failures for r in self.runs)
 
 
-async def sync_modified_all(engine: SyncEngine, *, trigger: str = "schedule",
-                            now: dt.datetime | None = None) -> ModifiedReport:
-    """The modified-records sync of every enabled table mapping, dependencies first, one run start for all."""
+async def sync_modified_all(engine: SyncEngine, *, trigger: str = "schedule", now: dt.datetime | None = None,
+                            skip: Collection[str] = ()) -> ModifiedReport:
+    """The modified-records sync of every enabled table mapping but those in `skip` (paused), dependencies
+    first, one run start for all."""
     report = ModifiedReport()
     start = now or engine.options.clock()
     for m in dependency_order(engine.pack):
-        if not m.enabled or m.kind != "table":
+        if not m.enabled or m.kind != "table" or m.name in skip:
             continue
         try:
             report.runs += await engine.sync_modified(m, trigger=trigger, now=start)
@@ -67,13 +69,14 @@ class RetryReport:
 
 async def retry_failed(engine: SyncEngine, *, mapping: str | None = None, direction: str | None = None,
                        include_skipped: bool = False, force: bool = False,
-                       trigger: str = "retry") -> RetryReport:
-    """Sync again each recorded failure (of one mapping / direction): the automatic retry takes the records
-    not skipped; an operator's "retry all" passes `include_skipped=True, force=True`. A record whose
-    counterpart is missing is created (it failed while being created). A success clears the error."""
+                       trigger: str = "retry", skip_mappings: Collection[str] = ()) -> RetryReport:
+    """Sync again each recorded failure (of one mapping / direction; none of `skip_mappings`, the paused): the
+    automatic retry takes the records not skipped; an operator's "retry all" passes `include_skipped=True,
+    force=True`. A record whose counterpart is missing is created (it failed while being created). A success
+    clears the error."""
     flow = Direction.parse(direction).value if direction else None
     todo = [e async for e in engine.state.errors.list_errors(mapping, skipped=None if include_skipped else False)
-            if flow is None or e.direction == flow]
+            if (flow is None or e.direction == flow) and e.mapping not in skip_mappings]
     report = RetryReport()
     for e in todo:
         try:
