@@ -25,7 +25,7 @@ from typing import Any
 
 import azure.functions as func
 
-from shared.admin import conflicts, ops
+from shared.admin import conflicts, ops, pauses
 from shared.admin import params as p
 from shared.admin.identity import Access, Caller, authorise, identify
 from shared.admin.params import AdminError
@@ -141,6 +141,27 @@ async def get_mapping(req: func.HttpRequest) -> func.HttpResponse:
     def parse() -> Work:
         name = _mapping(req)
         return lambda engine: ops.get_mapping(engine, name)
+    return await serve(parse)
+
+
+# ----- pause / resume
+@bp.function_name("manage_pause_mapping")
+@_route("mappings/{mapping}/pause", ["POST"])
+async def pause_mapping(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        name, body = _mapping(req), p.json_body(req.get_body(), required=False)
+        reason = p.text(body, "reason", required=False)
+        return lambda engine: pauses.pause_mapping(engine, name, reason)
+    return await serve(parse)
+
+
+@bp.function_name("manage_resume_mapping")
+@_route("mappings/{mapping}/resume", ["POST"])
+async def resume_mapping(req: func.HttpRequest) -> func.HttpResponse:
+    def parse() -> Work:
+        name, given = _mapping(req), _inputs(req)
+        catch_up = bool(p.flag(given, "catch_up", True))  # false: the modified-records timer catches up
+        return lambda engine: pauses.resume_mapping(engine, name, catch_up=catch_up)
     return await serve(parse)
 
 

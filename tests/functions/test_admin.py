@@ -83,7 +83,7 @@ async def call(name: str, method: str = "GET", *, body: Any = None, params: dict
 # ----- indexing and auth
 def test_every_admin_route_needs_a_function_key_unless_easy_auth_and_none_starts_with_admin() -> None:
     admin = {n: f for n, f in _indexed().items() if n.startswith("manage_")}
-    assert len(admin) == 18
+    assert len(admin) == 20
     for name, function in admin.items():
         trigger = next(b for b in function.get_bindings() if b.type == "httpTrigger")
         assert trigger.auth_level == func.AuthLevel.FUNCTION, name
