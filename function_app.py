@@ -1,8 +1,9 @@
 """The Azure Functions entry point (Python v2 programming model): create the app, register the blueprints.
 
 Each blueprint in `functions/` is a thin trigger: it parses its binding, calls the core in `shared/`, and
-maps the result. Nothing else belongs here. The pack (`DUALSYNC_PACK_PATH`, default templates/bc-sales.yaml,
-relative to this file) decides which webhook functions exist.
+maps the result. Nothing else belongs here but telemetry, wired once before anything runs. The pack
+(`DUALSYNC_PACK_PATH`, default templates/bc-sales.yaml, relative to this file) decides which webhook functions
+exist.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from functions.schedules import bp as schedules_bp
 from functions.webhooks import webhooks_blueprint
 from shared.mapping import Pack, load_pack
 from shared.settings import load_settings
+from shared.telemetry import setup as telemetry
 
 ROOT = Path(__file__).resolve().parent
 
@@ -52,4 +54,5 @@ def check_settings_at_start() -> None:
 
 
 check_settings_at_start()
+telemetry.configure()  # Azure Monitor in Azure, DUALSYNC_TELEMETRY__EXPORTER locally (none by default)
 app = build_app(load_pack(pack_path()))

@@ -15,6 +15,7 @@ import azure.functions as func
 
 from shared.app_runtime import current
 from shared.queue import PoisonMessage, process_message
+from shared.telemetry.processing import Delivery
 
 QUEUE_SETTING = "DUALSYNC_QUEUE__NAME"
 CONNECTION = "DUALSYNC_SERVICEBUS"
@@ -28,9 +29,12 @@ bp = func.Blueprint()
                               is_sessions_enabled=True)
 async def processor(msg: func.ServiceBusMessage) -> None:
     runtime = current()
+    delivery = Delivery(properties=msg.application_properties, enqueued_at=msg.enqueued_time_utc,
+                        message_id=msg.message_id, delivery_count=msg.delivery_count)
     try:
         done = await process_message(msg.get_body(), engine=await runtime.engine(), sender=await runtime.sender(),
-                                     schedule=runtime.retry_schedule())
+                                     schedule=runtime.retry_schedule(), delivery=delivery,
+                                     activity=await runtime.activity())
     except PoisonMessage as exc:
         log.error("poison message %s (delivery %s): %s", msg.message_id, msg.delivery_count, exc)
         raise

@@ -30,6 +30,7 @@ from shared.notices import (
     receive_finance_operations,
     webhook_sources,
 )
+from shared.telemetry.tracing import webhook_span
 
 Receiver = Callable[[Intake, str, Request], Awaitable[Answer]]
 RECEIVERS: dict[System, Receiver] = {System.BUSINESS_CENTRAL: receive_business_central,
@@ -64,7 +65,10 @@ def make_handler(source: WebhookSource) -> Callable[[func.HttpRequest], Awaitabl
         request = to_request(req)
         if source.system is System.BUSINESS_CENTRAL and (handshake := answer_handshake(source.entity, request)):
             return to_response(handshake)  # before the runtime is touched: BC waits 5 s at most
-        return to_response(await receive(await current().intake(), source.entity, request))
+        with webhook_span(source.system.value, source.entity) as span:  # the root of the change's trace
+            answer = await receive(await current().intake(), source.entity, request)
+            span.set_attribute("http.response.status_code", answer.status)
+        return to_response(answer)
 
     webhook.__name__ = webhook.__qualname__ = source.function_name
     return webhook

@@ -32,6 +32,9 @@ from shared.queue import QueueSender, RetrySchedule, open_sender
 from shared.runtime import build_engine
 from shared.settings import Settings, WebhookSettings, load_settings
 from shared.sync import SyncEngine
+from shared.telemetry.activity import ActivityRecorder
+from shared.telemetry.setup import activity_flush_seconds
+from shared.telemetry.tracing import instrument_engine
 
 
 class AppRuntime:
@@ -43,6 +46,7 @@ class AppRuntime:
         self._settings, self._pack, self._engine, self._sender = settings, pack, engine, sender
         self._retry, self._webhooks = retry, webhooks
         self._intake: Intake | None = None
+        self._activity: ActivityRecorder | None = None
         self._stack = AsyncExitStack()
         self._lock: asyncio.Lock | None = None
 
@@ -72,9 +76,19 @@ class AppRuntime:
         if self._engine is None:
             async with self._guard():
                 if self._engine is None:
-                    self._engine = await self._stack.enter_async_context(
-                        build_engine(self.settings(), pack=self.pack()))
+                    # Its connectors' reads and writes become spans of the change being processed.
+                    self._engine = instrument_engine(await self._stack.enter_async_context(
+                        build_engine(self.settings(), pack=self.pack())))
         return self._engine
+
+    async def activity(self) -> ActivityRecorder:
+        """The per-minute activity the processor records for the console (written in the background to the
+        engine's state store, flushed by `aclose`)."""
+        if self._activity is None:
+            state = (await self.engine()).state
+            if self._activity is None:
+                self._activity = ActivityRecorder(state, flush_s=activity_flush_seconds())
+        return self._activity
 
     async def sender(self) -> QueueSender:
         """The queue sender: Azure Service Bus from `DUALSYNC_QUEUE__*` unless one was installed."""
@@ -111,7 +125,10 @@ class AppRuntime:
         return self.settings().erp.company_id
 
     async def aclose(self) -> None:
-        """Close what this runtime opened (HTTP clients, table and Service Bus clients)."""
+        """Close what this runtime opened (HTTP clients, table and Service Bus clients), after writing the
+        activity still in memory."""
+        if self._activity is not None:
+            await self._activity.aclose()
         await self._stack.aclose()
 
 

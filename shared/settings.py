@@ -330,6 +330,26 @@ class AutoPauseSettings(_Group):
     minutes: float = Field(10.0, gt=0, le=1440, description="The window, in minutes, FAILURES are counted in.")
 
 
+class TelemetrySettings(_Group):
+    """Traces and metrics (docs/telemetry.md). In Azure, APPLICATIONINSIGHTS_CONNECTION_STRING sends them to
+    Application Insights whatever EXPORTER says. Read when the app starts."""
+
+    exporter: str = Field("none", pattern=r"^(none|console|file:.+)$",
+                          description="Local exporter of traces and metrics: `none` (nothing is recorded), `console` "
+                                      "(printed), or `file:PATH` (appended to PATH as JSON lines).")
+    activity_flush_s: float = Field(5.0, ge=0.1, le=300,
+                                    description="Seconds between two writes of the per-minute activity the console "
+                                                "reads (one Table transaction per write, never one per change).")
+
+
+class AlertSettings(_Group):
+    """What the app reports as an alert condition (infra/modules/alerts.bicep fires on it)."""
+
+    lag_seconds: float = Field(300.0, ge=0, description="End-to-end lag (source modified → written) above which the "
+                                                        "processor emits a `lag_high` event, at most once a minute "
+                                                        "per mapping and direction; 0 turns it off.")
+
+
 class AuthSettings(_Group):
     """Who may call the admin API (docs/admin-api.md#authentication). Read when the app starts."""
 
@@ -356,6 +376,8 @@ class Settings(BaseSettings):
     schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     autopause: AutoPauseSettings = Field(default_factory=AutoPauseSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     public_url: str | None = Field(None, pattern=r"^https?://[^/?#]+(/[^?#]*)?$",
                                    description="The Function App's public base URL, e.g. "
                                                "`https://<app>.azurewebsites.net`; Business Central notification "
@@ -393,7 +415,8 @@ def load_settings(**overrides: Any) -> Settings:
 
 _GROUPS: dict[str, type[BaseModel]] = {"storage": StorageSettings, "erp": ErpSettings, "crm": CrmSettings,
                                        "retry": RetrySettings, "queue": QueueSettings, "webhooks": WebhookSettings,
-                                       "schedules": ScheduleSettings, "autopause": AutoPauseSettings}
+                                       "schedules": ScheduleSettings, "autopause": AutoPauseSettings,
+                                       "telemetry": TelemetrySettings, "alerts": AlertSettings}
 
 
 def _problems(exc: ValidationError) -> list[tuple[str, str]]:

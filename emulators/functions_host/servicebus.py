@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.queue import SyncMessage
+from shared.queue.sender import application_properties
 
 log = logging.getLogger(__name__)
 Handler = Callable[["QueuedMessage"], Awaitable[None]]
@@ -297,8 +298,7 @@ class InProcessSender:
     def _put(self, message: SyncMessage, at: dt.datetime | None) -> bool:
         return self.queue.put(message.to_json(), message_id=message.message_id, session_id=message.session_id,
                               scheduled_at=at, content_type="application/json", subject=message.mapping,
-                              application_properties={"attempt": message.attempt,
-                                                      "direction": message.direction.value})
+                              application_properties=application_properties(message))
 
     async def send(self, messages: Sequence[SyncMessage]) -> None:
         for message in messages:

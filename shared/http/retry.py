@@ -96,6 +96,10 @@ _ERRORS: dict[Outcome, type[RequestError]] = {
 
 Operation = Callable[[], Awaitable[httpx.Response]]
 SlotFactory = Callable[[], AbstractAsyncContextManager[object]]
+# Told of every wait a throttling answer (429, server busy) imposes: (describe, seconds). shared.telemetry counts
+# them per service, and per mapping and direction for the change being processed.
+ThrottleHook = Callable[[str, float], None]
+throttle_hooks: list[ThrottleHook] = []
 
 
 class RetryExecutor:
@@ -150,6 +154,9 @@ class RetryExecutor:
                     f"{describe} gave up after {attempt} attempt(s) in {elapsed:.1f}s: {verdict.describe()}",
                     verdict, response=response, attempts=attempt)
             log.info("%s: %s; retry %d in %.2fs", describe, verdict.describe(), attempt, wait)
+            if verdict.outcome is Outcome.RATE_LIMITED:
+                for hook in throttle_hooks:
+                    hook(describe, wait)
             if response is not None:
                 await response.aclose()
             self.retries += 1

@@ -31,6 +31,7 @@ from shared.notices.routing import logical_name, messages_for, taking_mappings
 from shared.queue import QueueSender, SyncMessage
 from shared.settings import WebhookSettings
 from shared.sync.context import utc_now
+from shared.telemetry.tracing import enqueue_span
 
 log = logging.getLogger(__name__)
 REFUSALS = RefusalLog(log)  # one per worker process, as the webhook functions are
@@ -221,7 +222,8 @@ async def _enqueue(intake: Intake, side: Side, entity: str, notices: Sequence[Ch
                 continue
             messages.setdefault(message.message_id, message)  # repeats inside one batch
     try:
-        await intake.sender.send(list(messages.values()))
+        with enqueue_span(len(messages)):  # each message carries this span's context to the processor
+            await intake.sender.send(list(messages.values()))
     except Exception as exc:  # the queue is unreachable: both services retry a 503
         log.error("%s/%s: enqueueing %d message(s) failed: %s", side.value, entity, len(messages),
                   type(exc).__name__)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from shared.queue.message import PoisonMessage, SyncMessage
 from shared.state import ErrorRecord, ErrorStore
+from shared.telemetry import events
+from shared.telemetry.setup import instruments
 
 DEAD_LETTERS = "(dead letters)"   # the error records' mapping for messages that could not even be read
 log = logging.getLogger(__name__)
@@ -39,9 +41,21 @@ async def record_dead_letter(errors: ErrorStore, letter: DeadLetter) -> ErrorRec
         message = SyncMessage.from_json(letter.body)
     except PoisonMessage as exc:
         log.error("dead letter %s is unreadable (%s): recorded under %s", letter.message_id, exc, DEAD_LETTERS)
+        _dead_lettered(letter, DEAD_LETTERS, "queue", None)
         return await errors.record_failure(DEAD_LETTERS, direction="queue", source_id=letter.message_id,
                                            message=f"{why}; unreadable: {exc}")
     log.warning("dead letter %s: %s %s %s recorded as an error", letter.message_id, message.mapping,
                 message.direction.value, message.source_id)
+    _dead_lettered(letter, message.mapping, message.direction.value, message.source_id)
     return await errors.record_failure(message.mapping, direction=message.direction.value,
                                        source_id=message.source_id, message=why, transient=True)
+
+
+def _dead_lettered(letter: DeadLetter, mapping: str, direction: str, source_id: str | None) -> None:
+    """The alert's event (`message_dead_lettered`) and metric (`dualsync.dead_letters`)."""
+    instruments().dead_letters.add(1, {"mapping": mapping, "direction": direction,
+                                       "reason": letter.reason or "unknown"})
+    events.emit("message_dead_lettered", f"Service Bus dead-lettered a message of {mapping} "
+                                         f"({letter.reason or 'no reason given'}): recorded as an error",
+                level=logging.WARNING, mapping=mapping, direction=direction, source_id=source_id,
+                message_id=letter.message_id, reason=letter.reason, delivery_count=letter.delivery_count)

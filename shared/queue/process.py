@@ -31,6 +31,8 @@ from shared.queue.sender import QueueSender
 from shared.state.pauses import Pause
 from shared.sync import SyncEngine, SyncResult
 from shared.sync.context import utc_now
+from shared.telemetry.activity import ActivityRecorder
+from shared.telemetry.processing import Delivery, processing
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +49,18 @@ class Processed:
 
 
 async def process_message(body: bytes | str, *, engine: SyncEngine, sender: QueueSender, schedule: RetrySchedule,
-                          clock: Callable[[], dt.datetime] = utc_now) -> Processed:
-    """Process one message body; raises `PoisonMessage` (with the reason) for a message never to retry."""
+                          clock: Callable[[], dt.datetime] = utc_now, delivery: Delivery | None = None,
+                          activity: ActivityRecorder | None = None) -> Processed:
+    """Process one message body; raises `PoisonMessage` (with the reason) for a message never to retry.
+    `delivery` (what the trigger knows of the message: its trace context, when it was enqueued) and `activity`
+    (the console's per-minute counts) feed the telemetry: a span, metrics, `lag_high` (shared.telemetry)."""
     message = SyncMessage.from_json(body)
+    with processing(message, delivery=delivery, activity=activity, clock=clock) as run:
+        return run.done(await _process(message, engine=engine, sender=sender, schedule=schedule, clock=clock))
+
+
+async def _process(message: SyncMessage, *, engine: SyncEngine, sender: QueueSender, schedule: RetrySchedule,
+                   clock: Callable[[], dt.datetime]) -> Processed:
     what = f"{message.mapping} {message.direction.value} {message.source_id}"
     try:
         mapping = engine.mapping(message.mapping)

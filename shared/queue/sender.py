@@ -14,6 +14,7 @@ from azure.servicebus.exceptions import MessageSizeExceededError
 
 from shared.queue.message import SyncMessage
 from shared.settings import ENV_PREFIX, NESTED, QueueSettings, SettingsError
+from shared.telemetry.propagation import trace_properties
 
 
 @runtime_checkable
@@ -27,10 +28,16 @@ class QueueSender(Protocol):
         ...
 
 
+def application_properties(message: SyncMessage) -> dict[str, str | int]:
+    """The attempt and direction (for whoever browses the queue), and the trace context of the span sending it
+    (W3C `traceparent` / `tracestate`), so the processor's span continues the change's trace."""
+    return {"attempt": message.attempt, "direction": message.direction.value, **trace_properties()}
+
+
 def to_service_bus(message: SyncMessage) -> ServiceBusMessage:
     return ServiceBusMessage(message.to_json(), content_type="application/json", session_id=message.session_id,
                              message_id=message.message_id, subject=message.mapping,
-                             application_properties={"attempt": message.attempt, "direction": message.direction.value})
+                             application_properties=application_properties(message))
 
 
 class ServiceBusQueueSender:

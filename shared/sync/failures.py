@@ -8,21 +8,35 @@ when the queue's own retries run out or the message is lost with a crashed host.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from shared.state import ErrorRecord
 from shared.sync.context import RunContext
 from shared.sync.outcome import Outcome, SyncResult
+from shared.telemetry import events
 
 if TYPE_CHECKING:
     from shared.sync.engine import SyncEngine
 
 
 async def remember_failure(engine: SyncEngine, ctx: RunContext, result: SyncResult) -> ErrorRecord | None:
-    """The error record of a FAILED `result` (None for any other outcome)."""
+    """The error record of a FAILED `result` (None for any other outcome), and its `sync_failed` event."""
     if result.outcome is not Outcome.FAILED:
         return None
-    return await engine.state.errors.record_failure(
+    record = await engine.state.errors.record_failure(
         result.mapping, direction=result.direction.value, source_id=result.source_id,
         message=result.message or "failed", detail=result.detail, destination_id=result.destination_id,
         job_id=ctx.job_id, transient=result.retryable)
+    # The reason as the error record keeps it (redacted by the store), shortened: an event is a signal, the
+    # error record is where an operator reads the whole story.
+    events.emit("sync_failed", f"{result.mapping} {result.direction.value} {result.source_id}: "
+                               f"{_short(record.message)}", level=logging.WARNING, mapping=result.mapping,
+                direction=result.direction.value, source_id=result.source_id, transient=result.retryable,
+                attempts=record.attempts, skipped=record.skipped, job_id=ctx.job_id)
+    return record
+
+
+def _short(text: str | None, limit: int = 200) -> str:
+    text = " ".join((text or "failed").split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
