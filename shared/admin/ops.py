@@ -117,9 +117,10 @@ async def uncouple(engine: SyncEngine, name: str, side: Side, record_id: str) ->
 
 async def full_sync(engine: SyncEngine, names: Sequence[str] | None, *, dry_run: bool,
                     create: bool | None = None, flow: Direction | None = None,
-                    restart: bool = False) -> dict[str, Any]:
+                    restart: bool = False, progress: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """Full sync of the named mappings (default every enabled one), dependencies first; only `flow` when
-    given; `restart` ignores a checkpoint an interrupted run left (default: resume from it)."""
+    given; `restart` ignores a checkpoint an interrupted run left (default: resume from it); `progress` (the
+    CLI's display) hears of every page (`shared.sync.full.Progress`)."""
     for name in names or ():
         table_mapping(engine, name)
     if not dry_run:
@@ -129,16 +130,19 @@ async def full_sync(engine: SyncEngine, names: Sequence[str] | None, *, dry_run:
         options["directions"] = frozenset({flow})
     if restart:
         options["resume"] = False
+    if progress is not None:
+        options["progress"] = progress
     with translated():
         runs = await engine.sync_full(list(names) if names else None, dry_run=dry_run, **options)
     return {"dry_run": dry_run, "runs": [documents.full_run(r) for r in runs]}
 
 
-async def match(engine: SyncEngine, name: str, *, create: bool, dry_run: bool) -> dict[str, Any]:
+async def match(engine: SyncEngine, name: str, *, create: bool, dry_run: bool,
+                progress: Callable[[Any], None] | None = None) -> dict[str, Any]:
     """Match-based coupling of one mapping: a full sync of that mapping which couples each uncoupled record
     to its unique match (the mapping's match fields) and creates the rest only when `create`."""
     table_mapping(engine, name)
-    return await full_sync(engine, [name], dry_run=dry_run, create=create)
+    return await full_sync(engine, [name], dry_run=dry_run, create=create, progress=progress)
 
 
 # ----- sync now
@@ -216,11 +220,13 @@ async def set_skipped(engine: SyncEngine, name: str, flow: Direction, source_id:
 
 
 # ----- reconcile
-async def reconcile(engine: SyncEngine, names: Sequence[str] | None) -> dict[str, Any]:
+async def reconcile(engine: SyncEngine, names: Sequence[str] | None, *,
+                    progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
+    """Drift per mapping; `progress` (the CLI's display) hears (mapping, records checked) per page."""
     chosen = [table_mapping(engine, n) for n in names] if names else [
         m for m in dependency_order(engine.pack) if m.enabled and m.kind == "table"]
     with translated():
-        reports = [await check_drift(engine, m) for m in chosen]
+        reports = [await check_drift(engine, m, progress=progress) for m in chosen]
     # Counts per drift kind next to the list: what an operator reads first.
     docs = [{**documents.reconcile_report(r), "counts": r.counts()} for r in reports]
     return {"reports": docs, "clean": all(d["clean"] for d in docs)}

@@ -7,7 +7,8 @@ import importlib
 
 from shared.cli.app import app
 
-_COMMAND_MODULES = ("shared.cli.packs", "shared.cli.sync", "shared.cli.ops", "shared.cli.conflicts")
+_COMMAND_MODULES = ("shared.cli.packs", "shared.cli.sync", "shared.cli.ops", "shared.cli.conflicts",
+                    "shared.cli.pauses")
 
 for _module in _COMMAND_MODULES:
     importlib.import_module(_module)

@@ -12,17 +12,19 @@ arguments, an unknown mapping, a refused key, no admin API at that URL), 1 for t
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from shared.admin import conflicts, ops
+from shared.admin import conflicts, ops, pauses
 from shared.admin import params as p
 from shared.admin.params import AdminError
 from shared.cli.app import invocation
 from shared.cli.common import engine_session, fail, settings_or_exit
 from shared.cli.remote import AdminClient, RemoteError
 from shared.mapping import Side
+from shared.state.jobs import acting_as
 from shared.sync import SyncEngine
 
 T = TypeVar("T")
@@ -50,6 +52,14 @@ class LocalBackend:
     async def mapping(self, name: str) -> Document:
         return wire(await ops.get_mapping(self.engine, name))
 
+    async def pause(self, mapping: str, reason: str | None = None) -> Document:
+        with acting_as(local_caller()):  # who paused, as the admin API records its caller
+            return wire(await pauses.pause_mapping(self.engine, mapping, reason))
+
+    async def resume(self, mapping: str, *, catch_up: bool = True) -> Document:
+        with acting_as(local_caller()):
+            return wire(await pauses.resume_mapping(self.engine, mapping, catch_up=catch_up))
+
     async def couple(self, mapping: str, erp_id: str, crm_id: str) -> Document:
         return wire(await ops.couple(self.engine, mapping, erp_id, crm_id))
 
@@ -57,8 +67,9 @@ class LocalBackend:
         side, record_id = (Side.ERP, erp_id) if erp_id is not None else (Side.CRM, crm_id)
         return wire(await ops.uncouple(self.engine, mapping, side, record_id or ""))
 
-    async def match(self, mapping: str, *, create: bool = False, dry_run: bool = False) -> Document:
-        return wire(await ops.match(self.engine, mapping, create=create, dry_run=dry_run))
+    async def match(self, mapping: str, *, create: bool = False, dry_run: bool = False,
+                    progress: Callable[[Any], None] | None = None) -> Document:
+        return wire(await ops.match(self.engine, mapping, create=create, dry_run=dry_run, progress=progress))
 
     async def sync_record(self, mapping: str, direction: str, source_ids: Sequence[str], *,
                           create: bool | None = None, force: bool = False,
@@ -74,10 +85,10 @@ class LocalBackend:
 
     async def full_sync(self, mappings: Sequence[str] | None = None, *, dry_run: bool = True,
                         create: bool | None = None, direction: str | None = None,
-                        restart: bool = False) -> Document:
+                        restart: bool = False, progress: Callable[[Any], None] | None = None) -> Document:
         flow = p.direction({"direction": direction}, required=False)
         return wire(await ops.full_sync(self.engine, list(mappings or []) or None, dry_run=dry_run, create=create,
-                                        flow=flow, restart=restart))
+                                        flow=flow, restart=restart, progress=progress))
 
     async def jobs(self, mapping: str | None = None, *, since: str | None = None, limit: int = 50) -> Document:
         query = {"since": since, "limit": str(limit)}
@@ -99,8 +110,9 @@ class LocalBackend:
     async def restore(self, mapping: str, direction: str, source_id: str) -> Document:
         return wire(await ops.set_skipped(self.engine, mapping, _flow(direction), source_id, skip=False))
 
-    async def reconcile(self, mappings: Sequence[str] | None = None) -> Document:
-        return wire(await ops.reconcile(self.engine, list(mappings or []) or None))
+    async def reconcile(self, mappings: Sequence[str] | None = None, *,
+                        progress: Callable[[str, int], None] | None = None) -> Document:
+        return wire(await ops.reconcile(self.engine, list(mappings or []) or None, progress=progress))
 
     async def conflicts(self, mapping: str | None = None, *, reversed_: bool | None = None,
                         limit: int = 50) -> Document:
@@ -113,6 +125,14 @@ class LocalBackend:
 
 def _flow(direction: str) -> Any:
     return p.direction({"direction": direction})
+
+
+def local_caller() -> str:
+    """Who runs a local command, as audit rows record it: `local:<login name>`."""
+    try:
+        return f"local:{getpass.getuser()}"
+    except (OSError, KeyError):  # no login name (a container without a passwd entry)
+        return "local:unknown"
 
 
 Backend = LocalBackend | AdminClient

@@ -5,14 +5,16 @@ coupling-only full sync."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import time
+from typing import Annotated, Any
 
 import typer
 
 from shared.cli import render
 from shared.cli.app import app
-from shared.cli.backend import Backend, Document, call
+from shared.cli.backend import Backend, Document, LocalBackend, call
 from shared.cli.common import JsonOpt, direction_or_exit, fail, show, since_or_exit
+from shared.cli.progress import RecordProgress, run_full
 from shared.cli.sync import any_failures
 
 MappingOpt = Annotated[str, typer.Option("--mapping", "-m", help="Mapping name, e.g. customers")]
@@ -48,9 +50,14 @@ def couple(
     if (create or dry_run) and not match:
         raise fail("--create and --dry-run only go with --match", 2)
     if match:
-        doc = call(lambda backend: backend.match(mapping, create=create, dry_run=dry_run))
+        async def work(backend: Backend) -> tuple[Document, dict[Any, Any]]:
+            async def one(name: str, extra: dict[str, Any]) -> Document:
+                return await backend.match(name, create=create, dry_run=dry_run, **extra)  # type: ignore[call-arg]
+            return await run_full(backend, [mapping], one, what="couple --match", dry_run=dry_run)
+
+        doc, runs = call(work)
         show(doc, as_json, lambda: render.full_runs(doc, f"couple --match · {mapping}"
-                                                      f"{' (dry run)' if dry_run else ''}"))
+                                                      f"{' (dry run)' if dry_run else ''}", runs))
         if any_failures(doc):
             raise typer.Exit(1)
         return
@@ -170,7 +177,26 @@ def reconcile(
     as_json: JsonOpt = False,
 ) -> None:
     """Compare both systems through the mapping(s) and report drift; exit 1 when there is any."""
-    doc = call(lambda backend: backend.reconcile(mappings))
-    show(doc, as_json, lambda: render.reconcile(doc))
+    async def work(backend: Backend) -> tuple[Document, dict[Any, Any]]:
+        chosen = mappings or [m["name"] for m in (await backend.mappings())["mappings"]
+                              if m["enabled"] and m["kind"] == "table"]
+        merged: Document = {"reports": [], "clean": True}
+        with RecordProgress() as shown:  # one mapping at a time, so each gets its line and its time
+            step = None if isinstance(backend, LocalBackend) else shown.step("reconcile", len(chosen))
+            for name in chosen:
+                started = time.monotonic()
+                if isinstance(backend, LocalBackend):
+                    doc = await backend.reconcile([name], progress=shown.reconcile)
+                    shown.finish(name)
+                else:
+                    doc = await backend.reconcile([name])
+                    shown.display.advance(step)  # type: ignore[arg-type]
+                    shown.timed((name, ""), sum(r["checked"].get(s, 0) for r in doc["reports"] for s in ("erp", "crm")),
+                                time.monotonic() - started)
+                merged = {"reports": merged["reports"] + doc["reports"], "clean": merged["clean"] and doc["clean"]}
+        return merged, shown.runs
+
+    doc, runs = call(work)
+    show(doc, as_json, lambda: render.reconcile(doc, runs))
     if not doc["clean"]:
         raise typer.Exit(1)

@@ -105,6 +105,12 @@ class AdminClient:
     async def mapping(self, name: str) -> dict[str, Any]:
         return await self._call("GET", f"mappings/{name}")
 
+    async def pause(self, mapping: str, reason: str | None = None) -> dict[str, Any]:
+        return await self._call("POST", f"mappings/{mapping}/pause", body={"reason": reason} if reason else None)
+
+    async def resume(self, mapping: str, *, catch_up: bool = True) -> dict[str, Any]:
+        return await self._call("POST", f"mappings/{mapping}/resume", params={"catch_up": _flag(catch_up)})
+
     async def couple(self, mapping: str, erp_id: str, crm_id: str) -> dict[str, Any]:
         return await self._call("POST", f"mappings/{mapping}/couple", body={"erp_id": erp_id, "crm_id": crm_id})
 

@@ -5,7 +5,7 @@ Progress bars live here too (stderr, only on a terminal, so stdout stays clean f
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -72,8 +72,8 @@ def results(doc: Document, title: str) -> None:
     show(table)
 
 
-def modified_runs(doc: Document) -> None:
-    table = _table("sync modified", ("mapping", "dir", "job", "counts", "failures"))
+def modified_runs(doc: Document, title: str = "sync modified") -> None:
+    table = _table(title, ("mapping", "dir", "job", "counts", "failures"))
     for r in doc["runs"]:
         failures = _failures(r["failures"])
         if r.get("error"):
@@ -83,13 +83,32 @@ def modified_runs(doc: Document) -> None:
     show(table)
 
 
-def full_runs(doc: Document, title: str) -> None:
-    """One row per mapping and direction; a dry run lists what it would do."""
-    table = _table(title, ("mapping", "dir", "job", "pages", "counts", "failures"),
-                   no_wrap=("mapping", "dir", "job", "pages"))
+def number(value: float) -> str:
+    return f"{value:,.0f}".replace(",", " ")
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.1f} s" if value < 60 else str(dt.timedelta(seconds=round(value)))
+
+
+def full_runs(doc: Document, title: str, timings: Mapping[tuple[str, str], Any] | None = None) -> None:
+    """One row per mapping and direction; a dry run lists what it would do. `timings` (the CLI's progress
+    runs, by mapping and direction) add each run's records, time and rate."""
+    columns = ("mapping", "dir", "job", "pages", *(("records", "time", "rate") if timings is not None else ()),
+               "counts", "failures")
+    table = _table(title, columns, no_wrap=("mapping", "dir", "job", "pages", "records", "time", "rate"))
     for r in doc["runs"]:
         counts = r["planned"] if r["job_id"] is None else r["counts"]
-        table.add_row(r["mapping"], r["direction"], r["job_id"] or "(dry run)", str(r["pages"]),
+        measured: tuple[str, ...] = ()
+        if timings is not None:
+            run = timings.get((r["mapping"], r["direction"]))
+            records = run.records if run is not None else sum(counts.values())
+            rate = run.rate if run is not None else None
+            measured = (number(records), seconds(run.seconds if run else None),
+                        f"{number(rate)}/s" if rate is not None else "")
+        table.add_row(r["mapping"], r["direction"], r["job_id"] or "(dry run)", str(r["pages"]), *measured,
                       _counts(counts, "nothing to do"), _failures(r["failures"]))
     show(table)
     for r in doc["runs"]:
@@ -100,12 +119,20 @@ def full_runs(doc: Document, title: str) -> None:
 
 
 # ----- operator views
+def state(m: Document) -> str:
+    """A mapping's state (running / paused / auto-paused), with since when and why when paused."""
+    paused = m.get("paused")
+    if not paused:
+        return m.get("state") or "running"
+    return f"{m['state']} since {when(paused['at'])}: {paused['reason']}"
+
+
 def mappings(doc: Document) -> None:
     table = _table(f"mappings · {doc['pack']} {doc['version']}",
-                   ("mapping", "kind", "dir", "ERP", "CRM", "last run", "status", "errors", "skipped"))
+                   ("mapping", "state", "kind", "dir", "ERP", "CRM", "last run", "status", "errors", "skipped"))
     for m in doc["mappings"]:
         last = m["last_job"] or {}
-        table.add_row(m["name"] + ("" if m["enabled"] else " (disabled)"), m["kind"], m["direction"],
+        table.add_row(m["name"] + ("" if m["enabled"] else " (disabled)"), state(m), m["kind"], m["direction"],
                       m["erp_entity"], m["crm_entity"], when(last.get("started_at")), last.get("status", ""),
                       str(m["errors"]), str(m["skipped"]))
     show(table)
@@ -143,11 +170,15 @@ def retried(doc: Document) -> None:
     show(table)
 
 
-def reconcile(doc: Document) -> None:
-    """One row per drift line; the checked column also gives each mapping's counts per drift kind."""
+def reconcile(doc: Document, timings: Mapping[tuple[str, str], Any] | None = None) -> None:
+    """One row per drift line; the checked column also gives each mapping's counts per drift kind (and, with
+    `timings` from the CLI's progress, the time it took and the rate)."""
     table = _table("reconcile", ("mapping", "checked", "drift", "side", "ids", "fields", "message"))
     for r in doc["reports"]:
         checked = f"ERP {r['checked'].get('erp', 0)} · CRM {r['checked'].get('crm', 0)}"
+        run = (timings or {}).get((r["mapping"], ""))
+        if run is not None and run.seconds is not None:
+            checked += f"\nin {seconds(run.seconds)}" + (f", {number(run.rate)}/s" if run.rate is not None else "")
         counts = r.get("counts") or {}
         if counts:
             checked += "\n" + _counts(counts, "")

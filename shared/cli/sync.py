@@ -12,7 +12,8 @@ import typer
 from shared.cli import render
 from shared.cli.app import app
 from shared.cli.backend import Backend, Document, LocalBackend, call
-from shared.cli.common import JsonOpt, direction_or_exit, fail, show
+from shared.cli.common import JsonOpt, direction_or_exit, err, fail, show
+from shared.cli.progress import run_full
 
 sync_app = typer.Typer(help="Synchronise records now.", no_args_is_help=True)
 app.add_typer(sync_app, name="sync")
@@ -42,6 +43,16 @@ async def selected(backend: Backend, names: list[str] | None) -> list[Document]:
         if known[name]["kind"] != "table":
             raise fail(f"mapping '{name}' is an option mapping; it is synced with its table mappings", 2)
     return [m for m in usable if m["name"] in names]
+
+
+def not_paused(chosen: list[Document]) -> list[Document]:
+    """Every enabled mapping but the paused ones (each named on stderr): what a run of "every mapping" syncs.
+    A paused mapping named with --mapping is left in, for the app to refuse with its reason."""
+    for m in chosen:
+        if m.get("paused"):
+            err.print(f"{m['name']} skipped: {render.state(m)} (dualsync resume {m['name']})", markup=False,
+                      highlight=False)
+    return [m for m in chosen if not m.get("paused")]
 
 
 def allows(m: Document, flow: str) -> bool:
@@ -90,6 +101,8 @@ def modified(mappings: MappingsOpt = None, direction: DirectionOpt = None, as_js
 
     async def work(backend: Backend) -> Document:
         chosen = await selected(backend, mappings)
+        if not mappings:
+            chosen = not_paused(chosen)
         if flow is not None:
             chosen = [m for m in chosen if allows(m, flow.value)]
             if not chosen:
@@ -126,21 +139,17 @@ def full(mappings: MappingsOpt = None, direction: DirectionOpt = None,
     """Full sync: couple by natural key / match fields, create the rest, in dependency order (resumable)."""
     flow = direction_or_exit(direction)
 
-    async def work(backend: Backend) -> Document:
-        chosen = [m["name"] for m in await selected(backend, mappings)]
-        merged: Document = {"dry_run": dry_run, "runs": []}
-        with render.progress_bar() as bar:
-            task = bar.add_task("full sync", total=len(chosen))
-            for name in chosen:  # one mapping at a time (dependencies first), so the bar moves
-                bar.update(task, description=name)
-                doc: dict[str, Any] = await backend.full_sync([name], dry_run=dry_run, create=create,
-                                                              direction=flow.value if flow else None,
-                                                              restart=restart)
-                merged["runs"] += doc["runs"]
-                bar.advance(task)
-        return merged
+    async def work(backend: Backend) -> tuple[Document, dict[Any, Any]]:
+        listed = await selected(backend, mappings)
+        if not mappings and not dry_run:  # a dry run writes nothing: it runs on a paused mapping too
+            listed = not_paused(listed)
 
-    doc = call(work)
-    show(doc, as_json, lambda: render.full_runs(doc, "sync full (dry run)" if dry_run else "sync full"))
+        async def one(name: str, extra: dict[str, Any]) -> Document:
+            return await backend.full_sync([name], dry_run=dry_run, create=create,  # type: ignore[call-arg]
+                                           direction=flow.value if flow else None, restart=restart, **extra)
+        return await run_full(backend, [m["name"] for m in listed], one, what="full sync", dry_run=dry_run)
+
+    doc, runs = call(work)
+    show(doc, as_json, lambda: render.full_runs(doc, "sync full (dry run)" if dry_run else "sync full", runs))
     if any_failures(doc):
         raise typer.Exit(1)

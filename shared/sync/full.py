@@ -11,6 +11,9 @@ Per page of source records (read in key order, so memory stays at one page whate
 4. the page's counts go to the job and the last key to the checkpoint, so an interrupted run resumes after
    the last finished page (a page in flight is redone: every step above is idempotent).
 
+`FullOptions.progress`, when given, hears of every page (records done so far) and of each run's end: what the
+command line's progress display counts in records.
+
 A dry run reads everything and writes nothing (no couplings, jobs or checkpoints): it reports what it would
 create, couple and update. "Update" there means "changed since the last sync" (the source etag differs from
 the coupling's); whether fields really differ is decided only when syncing.
@@ -19,7 +22,7 @@ the coupling's); whether fields really differ is decided only when syncing.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -37,6 +40,17 @@ if TYPE_CHECKING:
     from shared.sync.engine import SyncEngine
 
 @dataclass(frozen=True)
+class Progress:
+    """Where one direction of a mapping's full sync is: source records done so far (pages read and decided),
+    and whether the run has finished."""
+
+    mapping: str
+    direction: Direction
+    done: int
+    finished: bool = False
+
+
+@dataclass(frozen=True)
 class FullOptions:
     """`create`: None follows each mapping's `create_new`; False only couples. `directions`: restrict to these
     one-way flows (default: every source side of each mapping). `resume`: continue from a checkpoint."""
@@ -51,6 +65,7 @@ class FullOptions:
     # Coupled records through the bulk pipeline; False sends each through the per-record path (as before issue
     # 12: the reference the pipeline is tested against, and a way out should a service refuse the bulk reads).
     bulk: bool = True
+    progress: Callable[[Progress], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -117,6 +132,9 @@ async def full_direction(engine: SyncEngine, mapping: TableMapping, side: Side, 
     if after is not None:
         text = f"({text}) and ({after})" if text else after
     claimed: set[str] = set()
+    done = 0
+    if options.progress is not None:
+        options.progress(Progress(mapping.name, flow, done))
     try:
         async for page in engine.connector(side).list(mapping.entity(side).entity, filter=text,
                                                       select=engine.select(mapping, side), orderby=orderby,
@@ -133,6 +151,9 @@ async def full_direction(engine: SyncEngine, mapping: TableMapping, side: Side, 
                     await state.jobs.increment(mapping.name, job.job_id, **tally.job_counts())
                 cp.last_key, cp.pages = page[-1].id, cp.pages + 1
                 await checkpoints.save(cp)
+            done += len(page)
+            if options.progress is not None:
+                options.progress(Progress(mapping.name, flow, done))
     except BaseException as exc:
         if job is not None:
             await state.jobs.finish_job(mapping.name, job.job_id, status="failed",
@@ -142,6 +163,8 @@ async def full_direction(engine: SyncEngine, mapping: TableMapping, side: Side, 
     if job is not None:
         await checkpoints.clear(mapping.name, flow.value)
         await state.jobs.finish_job(mapping.name, job.job_id, finished_at=engine.options.clock())
+    if options.progress is not None:
+        options.progress(Progress(mapping.name, flow, done, finished=True))
     return run
 
 

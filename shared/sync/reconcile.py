@@ -24,6 +24,7 @@ a few dozen bytes a record.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -89,7 +90,9 @@ def _dup_key(mapping: TableMapping, side: Side, values: Any) -> tuple[Any, ...] 
     return target_key(groups[0], Direction.from_source(side.other), values, company) if groups else None
 
 
-async def reconcile(engine: SyncEngine, mapping: str | TableMapping, *, page_size: int = 1000) -> ReconcileReport:
+async def reconcile(engine: SyncEngine, mapping: str | TableMapping, *, page_size: int = 1000,
+                    progress: Callable[[str, int], None] | None = None) -> ReconcileReport:
+    """`progress` (the command line's display) hears (mapping, records checked so far, both sides) per page."""
     m = engine.mapping(mapping)
     report = ReconcileReport(m.name)
     # Lookups resolve through existing couplings only: at the depth limit nothing is synced first.
@@ -111,6 +114,8 @@ async def reconcile(engine: SyncEngine, mapping: str | TableMapping, *, page_siz
             await bounded(engine.options.concurrency,
                           (_check(engine, ctx, m, side, r, couplings.get(r.id), seen, report, left[side])
                            for r in page))
+            if progress is not None:
+                progress(m.name, sum(report.checked.values()))
     for side in Side:
         for ids in keys[side].values():
             if len(ids) > 1:
