@@ -84,11 +84,15 @@ class Environment:
 
     def render(self, row: dict[str, Any], entity: EntitySet) -> dict[str, Any]:
         """A stored row as the API returns it: etag first, hidden fields dropped, enum captions as their
-        member names (enums.py)."""
+        member names (enums.py), and every field of the entity present — BC never omits one; a row put in by
+        the admin route without some (seeding) shows their defaults, as a record created in the UI would."""
         out = {"@odata.etag": row.get("@odata.etag")}
         if "id" in row:
             out["id"] = row["id"]
         out.update((k, v) for k, v in row.items() if not k.startswith("_") and k not in out)
+        for name, spec in entity.fields.items():
+            if name not in out:
+                out[name] = spec.default
         return to_wire(entity, out)
 
     # --- lookups
