@@ -38,7 +38,8 @@ def engine_options(settings: Settings, **overrides: object) -> EngineOptions:
     users = {Side.ERP: frozenset(settings.erp.integration_user_ids),
              Side.CRM: frozenset(settings.crm.integration_user_ids)}
     stale = dt.timedelta(seconds=settings.queue.stale_reservation_s)
-    return EngineOptions(integration_users=users, **{"stale_reservation": stale, **overrides})  # type: ignore[arg-type]
+    defaults = {"stale_reservation": stale, "live_job_flush": settings.queue.job_flush_s}
+    return EngineOptions(integration_users=users, **{**defaults, **overrides})  # type: ignore[arg-type]
 
 
 def erp_connector(settings: Settings, pack: Pack, http: httpx.AsyncClient, *, limiter: ConcurrencyLimiter,
@@ -84,4 +85,8 @@ async def build_engine(settings: Settings, *, pack: Pack | None = None,
         for connector in (erp, crm):  # azure-identity's credentials hold an HTTP session of their own
             stack.push_async_callback(connector.svc.auth.credential.close)
         state = await stack.enter_async_context(open_state(settings))
-        yield SyncEngine(loaded, erp=erp, crm=crm, state=state, options=options or engine_options(settings))
+        engine = SyncEngine(loaded, erp=erp, crm=crm, state=state, options=options or engine_options(settings))
+        try:
+            yield engine
+        finally:
+            await engine.aclose()

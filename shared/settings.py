@@ -250,6 +250,10 @@ class QueueSettings(_Group):
         300.0, ge=1, le=86400,
         description="A create's reservation older than this was left by a worker that died (a host restart, a "
                     "crash): the next attempt takes it over, first looking for a record the dead worker made.")
+    job_flush_s: float = Field(
+        5.0, ge=0, le=300,
+        description="Live changes count into one job row per mapping, direction and hour; the counts are kept "
+                    "in memory this long before they are written (0: at once, one Table write per change).")
 
 
 class WebhookSettings(_Group):
@@ -334,12 +338,19 @@ class TelemetrySettings(_Group):
     """Traces and metrics (docs/telemetry.md). In Azure, APPLICATIONINSIGHTS_CONNECTION_STRING sends them to
     Application Insights whatever EXPORTER says. Read when the app starts."""
 
-    exporter: str = Field("none", pattern=r"^(none|console|file:.+)$",
-                          description="Local exporter of traces and metrics: `none` (nothing is recorded), `console` "
-                                      "(printed), or `file:PATH` (appended to PATH as JSON lines).")
+    exporter: str = Field("none", description="Local exporter of traces and metrics: `none` (nothing is recorded), "
+                                              "`console` (printed), or `file:PATH` (appended to PATH as JSON lines).")
     activity_flush_s: float = Field(5.0, ge=0.1, le=300,
                                     description="Seconds between two writes of the per-minute activity the console "
                                                 "reads (one Table transaction per write, never one per change).")
+
+    @field_validator("exporter")
+    @classmethod
+    def _exporter(cls, value: str) -> str:
+        value = value.strip()
+        if value in ("none", "console") or (value.startswith("file:") and value[len("file:"):].strip()):
+            return value
+        raise ValueError("must be none, console or file:PATH")
 
 
 class AlertSettings(_Group):

@@ -60,4 +60,4 @@ def stack_settings(erp_url: str, dv_url: str, erp_app: Starlette, dv_app: Starle
                   **({"fo_key": fo_key} if fo_key else {})},
         retry={"max_attempts": 2, "base_delay_s": 0.01, "max_delay_s": 0.02},  # transient failures surface fast
         # One local host: a reservation its restart left behind is taken over after 20 s, not 5 minutes.
-        queue={"retry_base_s": 0.05, "retry_max_s": 0.2, "stale_reservation_s": 20}, **extra)
+        queue={"retry_base_s": 0.05, "retry_max_s": 0.2, "stale_reservation_s": 20, "job_flush_s": 0}, **extra)

@@ -27,6 +27,8 @@ class EngineOptions:
     - `stale_reservation`: a pending reservation older than this was left by a crashed worker: take it over.
     - `max_attempts`: re-read-and-decide rounds when a record or coupling changed under us.
     - `concurrency`: records in flight at once in `sync_modified`.
+    - `live_job_flush`: seconds the live path's job counts are kept in memory before they are written
+      (`shared.sync.live_jobs`; 0: at once).
     """
 
     integration_users: Mapping[Side, frozenset[str]] = field(default_factory=dict)
@@ -36,6 +38,7 @@ class EngineOptions:
     stale_reservation: dt.timedelta = dt.timedelta(minutes=5)
     max_attempts: int = 4
     concurrency: int = 8
+    live_job_flush: float = 0.0  # production: the setting DUALSYNC_QUEUE__JOB_FLUSH_S (5 s)
     clock: Callable[[], dt.datetime] = utc_now
 
     def is_integration_user(self, side: Side, user: str | None) -> bool:

@@ -23,9 +23,13 @@ from shared.state import StateStore
 from shared.sync import full, modified
 from shared.sync import record as records
 from shared.sync.context import EngineOptions, RunContext
+from shared.sync.live_jobs import LiveJobs
 from shared.sync.modified import ModifiedRun
 from shared.sync.outcome import SyncResult, Tally
 from shared.sync.reads import fields_to_read
+
+# Triggers whose changes count into the live path's hourly jobs rather than a job each.
+LIVE_TRIGGERS = frozenset({"webhook"})
 
 
 class SyncEngine:
@@ -36,6 +40,11 @@ class SyncEngine:
         self.state = state
         self.options = options or EngineOptions()
         self._selects: dict[tuple[str, Side], list[str] | None] = {}
+        self.live_jobs = LiveJobs(state.jobs, flush_s=self.options.live_job_flush, clock=self.options.clock)
+
+    async def aclose(self) -> None:
+        """Write what is still only in memory (the live path's job counts)."""
+        await self.live_jobs.aclose()
 
     def connector(self, side: Side) -> Connector:
         return self.connectors[Side(side)]
@@ -68,12 +77,19 @@ class SyncEngine:
         None follows the mapping's `only_coupled`; True creates the counterpart of an uncoupled record.
         `conflict` overrides the mapping's policy for this call; `force` bypasses the echo shortcuts and a
         skipped error (an operator's retry). With no `job_id`, a job of its own (trigger `trigger`) is
-        started and finished; otherwise the outcome is counted into the given job.
+        started and finished — except for a live trigger (`webhook`), whose changes count into the hour's live
+        job (`shared.sync.live_jobs`); otherwise the outcome is counted into the given job.
 
         Raises ValueError for a direction the mapping does not carry or a disabled mapping; every per-record
         problem is in the result (FAILED with a message; `retryable` for transient ones)."""
         m = self.mapping(mapping)
         flow = self._flow(m, direction)
+        if job_id is None and trigger in LIVE_TRIGGERS:
+            ctx = RunContext(job_id=self.live_jobs.job_id(m.name, flow.value, trigger), conflict=conflict,
+                             create=create, force=force)
+            result = await self.sync_in_context(ctx, m, flow, source_id)
+            await self.live_jobs.count(m.name, flow.value, trigger, result)
+            return result
         own_job = job_id is None
         if own_job:
             job = await self.state.jobs.start_job(m.name, direction=flow.value, trigger=trigger,
