@@ -1,8 +1,9 @@
 """What each admin route does, on a `SyncEngine` (or its state store), returning JSON-ready documents.
 
 Unknown mappings are 404, records that are not coupled or have no error are 404, coupling an already coupled
-record is 409, a mapping that is disabled or does not sync a direction is 400, a source system that refuses a
-read is 502. Everything else a caller gets wrong was refused earlier, in `shared.admin.params`.
+record is 409, a paused mapping's full sync, match or modified sync is 409 (`shared.admin.pauses`), a mapping
+that is disabled or does not sync a direction is 400, a source system that refuses a read is 502. Everything
+else a caller gets wrong was refused earlier, in `shared.admin.params`.
 
 Who asked is not a parameter: functions/admin.py runs each operation inside `jobs.acting_as(caller)`, so the
 jobs it starts record their `started_by`, and the actions that start no sync write an audit row
