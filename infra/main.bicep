@@ -172,6 +172,28 @@ param alwaysReadyHttp int = 0
 @description('Days Log Analytics keeps logs.')
 param logRetentionDays int = 30
 
+// --- Alerts (infra/modules/alerts.bicep, docs/telemetry.md) ---
+
+@description('E-mail addresses the alerts are sent to (auto-pause, dead letters, error rate, lag).')
+param alertEmails array = []
+
+@description('Webhook receivers of the alerts, by name: { "<name>": "<https URL>" } (Teams, a ticketing system); secure, as such a URL often carries a key.')
+@secure()
+param alertWebhooks object = {}
+
+@description('End-to-end lag, in seconds (source modified → written), above which the app reports lag_high and the lag alert fires (DUALSYNC_ALERTS__LAG_SECONDS).')
+@minValue(1)
+param lagAlertSeconds int = 300
+
+@description('Percent of a mapping\'s changes failing within 15 minutes above which the error-rate alert fires.')
+@minValue(1)
+@maxValue(100)
+param errorRateAlertPercent int = 10
+
+@description('Fewest changes of a mapping within 15 minutes for its error rate to count.')
+@minValue(1)
+param errorRateAlertMinChanges int = 20
+
 // ---------------------------------------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------------------------------------
@@ -187,6 +209,7 @@ var names = {
   keyVault: take('${baseName}-kv-${suffix}', 24)
   plan: '${baseName}-plan'
   functionApp: '${baseName}-func-${suffix}'
+  actionGroup: '${baseName}-alerts'
 }
 var deploymentContainerName = 'app-package'
 
@@ -337,6 +360,8 @@ var dualsyncSettings = {
   // Set together with modules/functionapp.bicep's authsettingsV2: the app trusts Easy Auth's principal headers
   // only because the platform strips client-sent copies of them.
   DUALSYNC_AUTH__EASY_AUTH: 'true'
+  // The lag alert fires on the app's lag_high events: one threshold for both.
+  DUALSYNC_ALERTS__LAG_SECONDS: string(lagAlertSeconds)
   // DUALSYNC_PUBLIC_URL is added by modules/functionapp.bicep once the host name is known.
 }
 
@@ -363,6 +388,25 @@ module functionApp 'modules/functionapp.bicep' = {
     workspaceId: monitoring.outputs.workspaceId
     authClientId: adminClientId
     authTenantId: adminTenantId
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    location: location
+    tags: tags
+    namePrefix: baseName
+    actionGroupName: names.actionGroup
+    actionGroupShortName: take(baseName, 12)
+    alertEmails: alertEmails
+    alertWebhooks: alertWebhooks
+    appInsightsId: monitoring.outputs.appInsightsId
+    serviceBusNamespaceId: serviceBus.outputs.namespaceId
+    queueName: serviceBus.outputs.queueName
+    lagSeconds: lagAlertSeconds
+    errorRatePercent: errorRateAlertPercent
+    errorRateMinChanges: errorRateAlertMinChanges
   }
 }
 

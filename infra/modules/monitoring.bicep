@@ -73,3 +73,6 @@ output workspaceId string = workspace.id
 // telemetry also takes an Entra token of an identity holding Monitoring Metrics Publisher.
 @description('Application Insights connection string (APPLICATIONINSIGHTS_CONNECTION_STRING).')
 output connectionString string = appInsights.properties.ConnectionString
+
+@description('Resource id of the Application Insights component (scope of the log alert rules).')
+output appInsightsId string = appInsights.id

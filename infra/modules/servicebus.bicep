@@ -123,5 +123,8 @@ output fullyQualifiedNamespace string = split(replace(namespace.properties.servi
 @description('Queue name.')
 output queueName string = queue.name
 
+@description('Resource id of the namespace (scope of the dead-letter metric alert).')
+output namespaceId string = namespace.id
+
 @description('Path of the dead-letter sub-queue.')
 output deadLetterQueuePath string = '${queue.name}/$DeadLetterQueue'
