@@ -26,7 +26,7 @@ from shared.connectors import (
     TransientError,
 )
 from shared.mapping import Direction, Side, Snapshot, TableMapping, field_values, matches, read_name, same
-from shared.state import ConcurrentUpdate, Coupling
+from shared.state import ConcurrentUpdate, Coupling, ErrorRecord
 from shared.sync import companies, conflicts, create, deletes, lease
 from shared.sync.context import RunContext
 from shared.sync.errors import SyncFailure, UpdateConflict
@@ -39,7 +39,7 @@ from shared.sync.wire import for_wire
 if TYPE_CHECKING:
     from shared.sync.engine import SyncEngine
 
-SUCCESS, FAILURE = "success", "failure"
+SUCCESS, FAILURE, RETRY = "success", "failure", "retry"
 log = logging.getLogger(__name__)
 
 
@@ -47,14 +47,26 @@ async def sync_one(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, f
                    record: Record | None = None) -> SyncResult:
     """Synchronise one source record and record the outcome (error record, coupling's last result).
     Never raises for a per-record problem: the result says what happened."""
-    error = await engine.state.errors.find_error(mapping.name, flow.value, source_id)
-    if error is not None and error.skipped and not ctx.force:
-        return SyncResult(mapping.name, flow, source_id, Outcome.SKIPPED, destination_id=error.destination_id,
-                          message=f"skipped after repeated failures: {error.message}")
+    couplings = engine.state.couplings
+    error: ErrorRecord | None = None
+    looked = False
     result: SyncResult | None = None
     for _ in range(engine.options.max_attempts):
         try:
-            result = await _reconcile(engine, ctx, mapping, flow, source_id, record)
+            # The coupling first, every attempt: a sync holding the pair changes the coupling before it writes
+            # either record (`shared.sync.lease`), so a record read after the coupling is at least as new as
+            # what that sync knew. (A listed record was read before; `merge_and_write` reads it again before it
+            # overwrites anything.)
+            coupling = await couplings.find_coupling(mapping.name, flow.source, source_id)
+            if not looked:
+                looked = True
+                if may_have_error(ctx, flow, coupling):
+                    error = await engine.state.errors.find_error(mapping.name, flow.value, source_id)
+                if error is not None and error.skipped and not ctx.force:
+                    return SyncResult(mapping.name, flow, source_id, Outcome.SKIPPED,
+                                      destination_id=error.destination_id,
+                                      message=f"skipped after repeated failures: {error.message}")
+            result = await _reconcile(engine, ctx, mapping, flow, source_id, record, coupling)
             break
         except (ConcurrencyConflict, ConcurrentUpdate) as exc:
             # Another writer got in between: read everything again and decide again — both sides, whatever the
@@ -73,6 +85,17 @@ async def sync_one(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, f
     result.dependencies = list(ctx.dependencies)
     await remember_result(engine, ctx, mapping, flow, result, had_error=error is not None)
     return result
+
+
+def may_have_error(ctx: RunContext, flow: Direction, coupling: Coupling | None) -> bool:
+    """Whether the record's error record must be looked up. Every failure of a coupled record marks the
+    coupling's last result for its direction (`remember_result`: FAILURE, or RETRY when transient), so a
+    coupling whose last result is SUCCESS has none — the live path's common case costs no error lookup. An
+    operator's retry and the retry timer (`force`, `create`) always look, which also clears an error record
+    written without marking the coupling (a dead letter, a route's `otherwise: error`)."""
+    if ctx.force or ctx.create or coupling is None or coupling.pending or coupling.skipped:
+        return True
+    return getattr(coupling, f"result_{flow.value}") != SUCCESS
 
 
 def _failed(mapping: TableMapping, flow: Direction, source_id: str, message: str, detail: str | None,
@@ -97,13 +120,16 @@ async def remember_result(engine: SyncEngine, ctx: RunContext, mapping: TableMap
     errors = engine.state.errors
     if result.outcome is Outcome.FAILED:
         record = await remember_failure(engine, ctx, result)
-        if result.retryable or record is None:
+        if record is None:
             return
         coupling = await engine.state.couplings.find_coupling(mapping.name, flow.source, result.source_id)
         if coupling is not None and not coupling.pending:
-            setattr(coupling, f"result_{flow.value}", FAILURE)
-            coupling.attempts += 1
-            coupling.skipped = record.skipped
+            # The coupling says its record has an error record (`may_have_error`); a transient one is RETRY,
+            # which neither counts an attempt nor stops the etag shortcut (`succeeded`).
+            setattr(coupling, f"result_{flow.value}", RETRY if result.retryable else FAILURE)
+            if not result.retryable:
+                coupling.attempts += 1
+                coupling.skipped = record.skipped
             coupling.last_job_id = ctx.job_id or coupling.last_job_id
             with contextlib.suppress(ConcurrentUpdate):  # someone synced it meanwhile: their result stands
                 await engine.state.couplings.update_coupling(coupling)
@@ -124,16 +150,11 @@ async def get_or_none(connector: Connector, entity: str, record_id: str, *,
 
 
 async def _reconcile(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction, source_id: str,
-                     record: Record | None) -> SyncResult:
+                     record: Record | None, coupling: Coupling | None) -> SyncResult:
+    """`coupling` as read just now, before `record` unless the record was listed."""
     source = flow.source
     listed = record is not None  # read with a page of a listing, maybe a while ago (full / modified sync)
-    couplings = engine.state.couplings
-    read_first: Coupling | None = None
     if record is None:
-        # The coupling before the record: a sync holding the pair changes the coupling before it writes either
-        # record (`shared.sync.lease`), so a record read after the coupling is at least as new as what that sync
-        # knew. (A listed record was read before; `merge_and_write` reads it again before it overwrites anything.)
-        read_first = await couplings.find_coupling(mapping.name, source, source_id)
         record = await get_or_none(engine.connector(source), mapping.entity(source).entity, source_id,
                                    select=engine.select(mapping, source))
         if record is None:
@@ -145,7 +166,6 @@ async def _reconcile(engine: SyncEngine, ctx: RunContext, mapping: TableMapping,
         return SyncResult(mapping.name, flow, source_id, Outcome.IGNORED, message=f"not synced: {why}")
     if not matches(mapping, record.values, source):
         return SyncResult(mapping.name, flow, source_id, Outcome.IGNORED, message="outside the mapping's filter")
-    coupling = read_first if not listed else await couplings.find_coupling(mapping.name, source, source_id)
     if coupling is not None and lease.held(engine, coupling):
         coupling = await lease.await_release(engine, mapping, source, coupling)
     # An earlier attempt may have created the counterpart without coupling it (crashed, or its answer was

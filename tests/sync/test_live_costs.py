@@ -1,0 +1,63 @@
+"""What one live change costs in Table storage, and the coupling as the index of a record's error record
+(`record.may_have_error`): a coupled record whose last result is SUCCESS has no error record to look up."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from azure.data.tables.aio import TableServiceClient
+
+from shared.http.retry import RetryPolicy
+from shared.mapping import Side
+from shared.state import StateStore, TableNames, TableRequestCounter
+from shared.sync import SyncEngine
+from shared.sync.record import RETRY, SUCCESS
+from tests.sync.conftest import World, coupled_customer
+
+ONCE = RetryPolicy(max_attempts=1, max_elapsed=1.0, base_delay=0.01, max_delay=0.01, rate_limit_base=0.01)
+
+
+@pytest.fixture
+async def counted(world: World, table_connection_string: str,
+                  table_prefix: str) -> AsyncIterator[tuple[SyncEngine, TableRequestCounter]]:
+    """The world's engine on the same tables, through a Table client that counts its requests."""
+    counter = TableRequestCounter()
+    async with TableServiceClient.from_connection_string(table_connection_string,
+                                                         raw_request_hook=counter) as service:
+        state = StateStore(service, TableNames.with_prefix(table_prefix))
+        yield SyncEngine(world.pack, erp=world.erp, crm=world.crm, state=state,
+                         options=world.engine.options), counter
+
+
+async def test_a_live_change_of_a_clean_pair_costs_the_coupling_read_its_hold_and_settlement(
+        world: World, counted: tuple[SyncEngine, TableRequestCounter]) -> None:
+    engine, counter = counted
+    customer, account_id = await coupled_customer(world)
+    await world.bc.edit("customers", customer["id"], {"phoneNumber": "+46 8 1"})
+    counter.reset()
+    result = await engine.sync_record("customers", "to_crm", customer["id"], trigger="webhook")
+    assert result.ok and result.writes == 1, result.message
+    assert not [line for line in counter.log if "errors" in line], counter.log  # no error lookup
+    # The coupling read, the hold and the settlement; the live job's row is written once (the sandbox's
+    # flush-at-once setting) and, in production, every few seconds for all changes together.
+    assert len([line for line in counter.log if "jobs" not in line]) == 3, counter.log
+    assert (await world.dv.row("accounts", account_id) or {}).get("telephone1") == "+46 8 1"
+
+
+async def test_a_transient_failure_marks_the_coupling_so_the_next_success_clears_its_error(world: World) -> None:
+    customer, _ = await coupled_customer(world)
+    await world.bc.edit("customers", customer["id"], {"phoneNumber": "+46 8 2"})
+    await world.dv.configure(faults={"error_ratio": 1.0, "error_status": 503, "seed": 3})
+    impatient = world.engine_with(ONCE)
+    failed = await impatient.sync_record("customers", "to_crm", customer["id"], trigger="webhook")
+    assert not failed.ok and failed.retryable, failed.message
+    assert await world.state.errors.find_error("customers", "to_crm", customer["id"]) is not None
+    coupling = await world.coupling("customers", Side.ERP, customer["id"])
+    assert coupling is not None and coupling.result_to_crm == RETRY
+    await world.dv.configure(faults={"error_ratio": 0.0})
+    again = await world.engine.sync_record("customers", "to_crm", customer["id"], trigger="webhook")
+    assert again.ok, again.message
+    assert await world.state.errors.find_error("customers", "to_crm", customer["id"]) is None
+    coupling = await world.coupling("customers", Side.ERP, customer["id"])
+    assert coupling is not None and coupling.result_to_crm == SUCCESS
