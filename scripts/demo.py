@@ -5,8 +5,9 @@ Starts the sandbox (Azurite, both emulators, the local Functions host serving th
 few records on each side, registers the webhooks (Dataverse service endpoints + steps; BC subscriptions by
 the app's own timer, with the validation handshake), runs a full sync of the bc-sales pack through the admin
 API (dry run first), then makes live edits on each side and shows each arriving on the other side with the
-measured delay, an echo of our own write being dropped, a conflict settled by the mapping's policy, and a
-reconcile report with zero drift. Stops everything it started; exit 0 on success, 1 with the reason if not.
+measured delay, the trace of one change (where its time went), an echo of our own write being dropped, a
+conflict settled by the mapping's policy, and a reconcile report with zero drift. Stops everything it
+started; exit 0 on success, 1 with the reason if not.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from typing import Any
 
 from emulators.sandbox import Sandbox
-from scripts import demo_fo
+from scripts import demo_fo, demo_trace
 from scripts.demo_kit import DemoFailed, console, full_sync, is_, now, reconcile, table, until
 
 BC_DELAY_MS = 1000  # a tenant batches changes for 30 s before notifying; 1 s keeps the demo short
@@ -41,11 +42,12 @@ ACCOUNTS = [  # what Anna enters in Sales: one is Adatum already (same number: t
 
 async def run() -> None:
     console.rule("[bold]dualsync sandbox")
-    async with Sandbox(records=0, notification_delay_ms=BC_DELAY_MS, dataverse_delay_ms=200,
-                       register_webhooks=False) as sb:
-        console.print(f"Azurite, Business Central {sb.bc_url}, Dataverse {sb.dv_url}, "
-                      f"Functions host {sb.functions_url} ({len(sb.host.functions)} functions)")
-        await story(sb)
+    with demo_trace.recording():
+        async with Sandbox(records=0, notification_delay_ms=BC_DELAY_MS, dataverse_delay_ms=200,
+                           register_webhooks=False) as sb:
+            console.print(f"Azurite, Business Central {sb.bc_url}, Dataverse {sb.dv_url}, "
+                          f"Functions host {sb.functions_url} ({len(sb.host.functions)} functions)")
+            await story(sb)
     await demo_fo.run()
     console.rule("[bold green]done: every process the demo started has stopped")
 
@@ -101,6 +103,7 @@ async def live_edits(sb: Sandbox, customer_id: str, account_id: str) -> None:
     echo = _dropped(sb, edited)[-1]
     console.print(f"  [cyan]echo suppressed[/]: our write fired Dataverse's Update step as the integration user; "
                   f"the webhook said: “{echo.message}”")
+    demo_trace.show(customer_id, "to_crm")  # where the time of that change went
 
     version = (await sb.dv_row("accounts", account_id))["versionnumber"]
     edited = time.monotonic()

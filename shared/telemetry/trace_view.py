@@ -72,7 +72,7 @@ def build(spans: Sequence[dict[str, Any]], trace: str) -> list[Node]:
 def _label(node: Node) -> str:
     a = node.attributes
     if (path := a.get("dualsync.http.path")) is not None:  # an httpx client span
-        method = a.get("http.request.method") or a.get("http.method") or node.name
+        method = _method(node)
         status = a.get("http.response.status_code") or a.get("http.status_code")
         return f"{method} {_short(str(path))}" + (f" → {status}" if status else "")
     return node.name
@@ -100,8 +100,9 @@ def _ms(value: float) -> str:
     return f"{value:.1f} ms" if value < 1000 else f"{value / 1000:.2f} s"
 
 
-def render(spans: Sequence[dict[str, Any]], trace: str) -> list[str]:
-    """The tree of trace `trace`, then the breakdown of where its time went."""
+def render(spans: Sequence[dict[str, Any]], trace: str, focus: str | None = None) -> list[str]:
+    """The tree of trace `trace`, then the breakdown of where its time went; `focus` (a span id) marks the
+    processor span of the change a reader is after, when the webhook carried several."""
     roots = build(spans, trace)
     if not roots:
         return [f"trace {trace}: no spans"]
@@ -111,7 +112,8 @@ def render(spans: Sequence[dict[str, Any]], trace: str) -> list[str]:
     def visit(node: Node, prefix: str, last: bool, depth: int) -> None:
         branch = "" if depth == 0 else ("└─ " if last else "├─ ")
         offset = (node.start - origin).total_seconds() * 1000.0
-        rows.append((prefix + branch + _label(node), _ms(node.ms), "+" + _ms(offset), _note(node)))
+        note = _note(node) + (" ◀ this change" if node.span["context"]["span_id"] == focus else "")
+        rows.append((prefix + branch + _label(node), _ms(node.ms), "+" + _ms(offset), note))
         below = prefix + ("" if depth == 0 else ("   " if last else "│  "))
         for i, child in enumerate(node.children):
             visit(child, below, i == len(node.children) - 1, depth + 1)
@@ -122,31 +124,54 @@ def render(spans: Sequence[dict[str, Any]], trace: str) -> list[str]:
     total = (max(n.end for r in roots for n in r.walk()) - origin).total_seconds() * 1000.0
     lines = [f"trace {trace.removeprefix('0x')} · {sum(1 for r in roots for _ in r.walk())} spans · {_ms(total)}"]
     lines += [f"{name:<{width}}{dur:>10}  {start:>11}  {note}".rstrip() for name, dur, start, note in rows]
-    lines.append(breakdown(roots))
+    lines.append(breakdown(roots, focus))
     return lines
 
 
-def breakdown(roots: Sequence[Node]) -> str:
-    """Where the time went: before the processor took the message (webhook and queue), then inside it, what its
-    own reads and writes of the two systems took, and the rest (state in Table storage, mapping, our code)."""
+STATE_CLIENTS = ("TableClient.", "TableServiceClient.", "ServiceBusSender.")  # the Azure SDKs' span names
+
+
+def breakdown(roots: Sequence[Node], focus: str | None = None) -> str:
+    """Where the time of one change went: from the webhook to the processor taking it (mostly the queue), then
+    inside the processor: reading and writing the two systems (our read / write spans, and requests made
+    directly, such as a lookup's query), keeping state (Table storage, Service Bus), and the rest (our code)."""
     nodes = [n for r in roots for n in r.walk()]
     processes = [n for n in nodes if n.name.startswith("process ")]
-    if not processes:
+    chosen = [n for n in processes if n.span["context"]["span_id"] == focus] or processes[:1]
+    if not chosen:
         return "where the time went: no processor span in this trace"
-    origin = min(n.start for n in nodes)
-    before = sum((p.start - origin).total_seconds() * 1000.0 for p in processes[:1])
-    inside = sum(p.ms for p in processes)
-    reads = sum(c.ms for p in processes for c in p.children if c.name.startswith("read "))
-    writes = sum(c.ms for p in processes for c in p.children if c.name.startswith("write "))
-    rest = max(0.0, inside - reads - writes)
-    return (f"where the time went: {_ms(before)} from the webhook to the processor (mostly the queue), "
-            f"{_ms(inside)} processing: {_ms(reads)} reading, {_ms(writes)} writing, {_ms(rest)} state and the rest")
+    [process] = chosen
+    before = (process.start - min(n.start for n in nodes)).total_seconds() * 1000.0
+    parts = {"reading": 0.0, "writing": 0.0, "state": 0.0}
+    for child in process.children:
+        if child.name.startswith(STATE_CLIENTS):
+            parts["state"] += child.ms
+        elif child.name.startswith("read ") or (_is_request(child) and _method(child) == "GET"):
+            parts["reading"] += child.ms
+        elif child.name.startswith("write ") or _is_request(child):
+            parts["writing"] += child.ms
+    rest = max(0.0, process.ms - sum(parts.values()))
+    return (f"where the time went: {_ms(before)} from the webhook to the processor (mostly the queue), then "
+            f"{_ms(process.ms)} processing: {_ms(parts['reading'])} reading, {_ms(parts['writing'])} writing, "
+            f"{_ms(parts['state'])} keeping state, {_ms(rest)} the rest")
+
+
+def _is_request(node: Node) -> bool:
+    return "dualsync.http.path" in node.attributes
+
+
+def _method(node: Node) -> str:
+    return str(node.attributes.get("http.request.method") or node.attributes.get("http.method") or node.name)
+
+
+def find_span(spans: Sequence[dict[str, Any]], **attributes: Any) -> dict[str, Any] | None:
+    """The last span (by end time) whose attributes include all of `attributes`, e.g.
+    `find_span(spans, **{"dualsync.source_id": id, "dualsync.outcome": "modified"})`."""
+    found = [s for s in spans if all((s.get("attributes") or {}).get(k) == v for k, v in attributes.items())]
+    return max(found, key=lambda s: s.get("end_time") or "") if found else None
 
 
 def find_trace(spans: Sequence[dict[str, Any]], **attributes: Any) -> str | None:
-    """The trace of the last span (by end time) whose attributes include all of `attributes`, e.g.
-    `find_trace(spans, **{"dualsync.source_id": id, "dualsync.outcome": "modified"})`."""
-    found = [s for s in spans if all((s.get("attributes") or {}).get(k) == v for k, v in attributes.items())]
-    if not found:
-        return None
-    return trace_id(max(found, key=lambda s: s.get("end_time") or ""))
+    """The trace of `find_span(spans, **attributes)`."""
+    span = find_span(spans, **attributes)
+    return None if span is None else trace_id(span)

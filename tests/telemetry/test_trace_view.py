@@ -45,7 +45,21 @@ def test_the_tree_shows_each_span_under_its_parent_in_start_order_with_durations
     assert "80.0 ms" in process and "+210.0 ms" in process
     assert process.endswith("modified · lag 1.25 s · 200 ms in the queue")
     assert lines[-1] == ("where the time went: 210.0 ms from the webhook to the processor (mostly the queue), "
-                         "80.0 ms processing: 20.0 ms reading, 40.0 ms writing, 20.0 ms state and the rest")
+                         "then 80.0 ms processing: 20.0 ms reading, 40.0 ms writing, 8.0 ms keeping state, "
+                         "12.0 ms the rest")
+
+
+def test_with_two_changes_in_one_webhook_the_one_asked_for_is_marked_and_broken_down() -> None:
+    other = [span("process customers to_crm", "0xa", "0x2", 5.0, 105.0, **{"dualsync.outcome": "unchanged"}),
+             span("GET", "0xb", "0xa", 10.0, 40.0, **{"dualsync.http.path": "/v2.0/items", "http.method": "GET"}),
+             span("PATCH", "0xc", "0xa", 50.0, 60.0, **{"dualsync.http.path": "/v2.0/items(1)",
+                                                       "http.request.method": "PATCH"})]
+    lines = render(SPANS + other, T, focus="0xa")
+    marked = [line for line in lines if "◀ this change" in line]
+    assert len(marked) == 1 and "unchanged" in marked[0] and "+5.0 ms" in marked[0]
+    assert lines[-1] == ("where the time went: 5.0 ms from the webhook to the processor (mostly the queue), "
+                         "then 100.0 ms processing: 30.0 ms reading, 10.0 ms writing, 0.0 ms keeping state, "
+                         "60.0 ms the rest")
 
 
 def test_a_trace_is_found_by_the_attributes_of_one_of_its_spans() -> None:
