@@ -113,8 +113,13 @@ class Run:
         self._record(outcome, failed=failed, transient=result.retryable)
         return processed
 
-    def poisoned(self) -> None:
-        self._record("poison", failed=True, transient=False)
+    def raised(self, exc: Exception) -> None:
+        """The message is not done: a poison message (dead-lettered after its deliveries), or an unexpected
+        error (Table storage down…) that Service Bus redelivers."""
+        from shared.queue.message import PoisonMessage  # here: shared.queue imports this module
+
+        poison = isinstance(exc, PoisonMessage)
+        self._record("poison" if poison else "error", failed=True, transient=not poison)
 
     def _record(self, outcome: str, *, failed: bool, transient: bool) -> None:
         if self._recorded:
@@ -150,8 +155,8 @@ class Run:
 @contextlib.contextmanager
 def processing(message: SyncMessage, *, delivery: Delivery | None = None, activity: ActivityRecorder | None = None,
                clock: Callable[[], dt.datetime] = utc_now) -> Iterator[Run]:
-    """The span and the current `Run` of one message; `run.done(processed)` records its outcome. A
-    `PoisonMessage` (or any other exception) going through is recorded as a failure and re-raised."""
+    """The span and the current `Run` of one message; `run.done(processed)` records its outcome. An exception
+    going through (a `PoisonMessage`, or an unexpected error) is recorded as a failure and re-raised."""
     delivery = delivery or Delivery()
     direction = message.direction.value
     attributes: dict[str, Any] = {"dualsync.mapping": message.mapping, "dualsync.direction": direction,
@@ -177,8 +182,8 @@ def processing(message: SyncMessage, *, delivery: Delivery | None = None, activi
         token = _current.set(run)
         try:
             yield run
-        except Exception:
-            run.poisoned()
+        except Exception as exc:
+            run.raised(exc)
             raise
         finally:
             _current.reset(token)

@@ -69,11 +69,13 @@ def test_failures_and_poison_messages_are_counted_with_their_kind(recorded: Reco
         run.done(Processed(MESSAGE, result(Outcome.FAILED, retryable=True), retry_at=NOW))
     with pytest.raises(PoisonMessage), processing(MESSAGE, clock=lambda: NOW):
         raise PoisonMessage("customers to_crm c-1: mapping 'customers' is disabled")
-    assert recorded.total(names.FAILURES, transient="true") == 1
+    with pytest.raises(ConnectionError), processing(MESSAGE, clock=lambda: NOW):
+        raise ConnectionError("Table storage unreachable")  # redelivered by Service Bus: transient
+    assert recorded.total(names.FAILURES, transient="true") == 2
     assert recorded.total(names.FAILURES, transient="false") == 1
-    assert recorded.total(names.CHANGES, outcome="poison") == 1
+    assert recorded.total(names.CHANGES, outcome="poison") == 1 and recorded.total(names.CHANGES, outcome="error") == 1
     statuses = [s.status.status_code.name for s in recorded.exporter.get_finished_spans()]
-    assert statuses == ["ERROR", "ERROR"]
+    assert statuses == ["ERROR", "ERROR", "ERROR"]
 
 
 async def test_429_waits_are_told_to_the_message_being_processed(recorded: Recorded) -> None:
