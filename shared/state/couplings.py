@@ -52,8 +52,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 from azure.core import MatchConditions
@@ -71,136 +70,50 @@ from shared.state.coupling_batches import (
     run_groups,
     scan_range,
 )
+from shared.state.coupling_model import STALE_CODES, Coupling, from_entity, row_key, to_entity
 from shared.state.exceptions import AlreadyCoupled, ConcurrentUpdate, NotFound
-from shared.state.keys import aware, decode_key, encode_key, json_hash, pack_json, read_time, unpack_json
+from shared.state.keys import encode_key, json_hash
+from shared.state.recent import DEFAULT_SIZE, RecentCouplings
 
 # Table storage: at most 15 comparisons per $filter.
 MAX_FILTER_KEYS = 14  # plus the PartitionKey comparison
-
-_TIMES = ("reserved_at", "erp_modified_on", "crm_modified_on", "synced_at")
-# Error codes of a guarded write whose row changed or vanished since it was read.
-_STALE = frozenset({"UpdateConditionNotSatisfied", "ConditionNotMet", "ResourceNotFound"})
-_TEXTS = ("erp_id", "crm_id", "reservation", "erp_etag", "crm_etag", "result_to_crm", "result_to_erp",
-          "last_job_id")
-
-
-@dataclass
-class Coupling:
-    """The state of one coupled (or pending) record pair in one mapping. Mutate it, then `update_coupling`."""
-
-    mapping: str
-    erp_id: str | None = None
-    crm_id: str | None = None
-    reserved_by: Side | None = None          # side whose record is being created on the other side
-    reservation: str | None = None           # token of the worker holding a pending reservation
-    reserved_at: dt.datetime | None = None
-    erp_modified_on: dt.datetime | None = None
-    crm_modified_on: dt.datetime | None = None
-    erp_etag: str | None = None              # the services' record etags, not Table storage's
-    crm_etag: str | None = None
-    snapshot: dict[str, Any] | None = None   # last-synced mapped values: the base of the three-way merge
-    snapshot_hash: str | None = None         # maintained by the store from `snapshot`
-    # What the sync holding the pair is writing, per side ({"erp": {field: value}}), stored with the hold
-    # before either record is written: whoever merges next counts a field holding exactly that value as synced
-    # on that side (`record.with_own_writes`), even if the holder died between its writes and its settlement.
-    intent: dict[str, Any] | None = None
-    result_to_crm: str | None = None
-    result_to_erp: str | None = None
-    skipped: bool = False
-    last_job_id: str | None = None
-    attempts: int = 0
-    synced_at: dt.datetime | None = None
-    # Table-storage bookkeeping: which row this object was read from, and that row's ETag.
-    row_side: Side | None = field(default=None, repr=False, compare=False)
-    row_etag: str | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def pending(self) -> bool:
-        """Reserved, but the destination record is not created (or not recorded) yet."""
-        return self.erp_id is None or self.crm_id is None
-
-    def id_of(self, side: Side | str) -> str | None:
-        return self.erp_id if Side(side) is Side.ERP else self.crm_id
-
-    def modified_on(self, side: Side | str) -> dt.datetime | None:
-        return self.erp_modified_on if Side(side) is Side.ERP else self.crm_modified_on
-
-    def etag(self, side: Side | str) -> str | None:
-        return self.erp_etag if Side(side) is Side.ERP else self.crm_etag
-
-    def record_synced(self, side: Side | str, *, modified_on: dt.datetime | None, etag: str | None) -> None:
-        """Remember one side's modified-on and etag as of the last sync."""
-        if Side(side) is Side.ERP:
-            self.erp_modified_on, self.erp_etag = modified_on, etag
-        else:
-            self.crm_modified_on, self.crm_etag = modified_on, etag
-
-
-def row_key(side: Side | str, record_id: str) -> str:
-    return f"{Side(side).value}:{encode_key(record_id)}"
-
-
-def _to_entity(c: Coupling, side: Side) -> dict[str, Any]:
-    record_id = c.id_of(side)
-    assert record_id is not None, "a coupling row needs its side's id"
-    entity: dict[str, Any] = {"PartitionKey": encode_key(c.mapping), "RowKey": row_key(side, record_id),
-                              "mapping": c.mapping, "side": side.value, "skipped": c.skipped,
-                              "attempts": int(c.attempts)}
-    if c.reserved_by is not None:
-        entity["reserved_by"] = Side(c.reserved_by).value
-    for name in _TEXTS:
-        if (value := getattr(c, name)) is not None:
-            entity[name] = str(value)
-    for name in _TIMES:
-        if (value := aware(getattr(c, name), f"Coupling.{name}")) is not None:
-            entity[name] = value
-    if c.snapshot is not None:
-        entity.update(pack_json("snapshot", c.snapshot, f"snapshot of coupling {record_id} in {c.mapping}"))
-        entity["snapshot_hash"] = json_hash(c.snapshot)
-    if c.intent:
-        entity.update(pack_json("intent", c.intent, f"write intent of coupling {record_id} in {c.mapping}"))
-    return entity
-
-
-def _from_entity(entity: Any) -> Coupling:
-    c = Coupling(mapping=entity.get("mapping") or decode_key(entity["PartitionKey"]))
-    for name in _TEXTS:
-        setattr(c, name, entity.get(name))
-    for name in _TIMES:
-        setattr(c, name, read_time(entity.get(name)))
-    c.reserved_by = Side(entity["reserved_by"]) if entity.get("reserved_by") else None
-    c.skipped = bool(entity.get("skipped", False))
-    c.attempts = int(entity.get("attempts", 0))
-    c.snapshot = unpack_json("snapshot", entity)
-    c.snapshot_hash = entity.get("snapshot_hash")
-    c.intent = unpack_json("intent", entity)
-    c.row_side = Side(entity["side"])
-    c.row_etag = entity.metadata["etag"]
-    return c
-
 
 class CouplingStore:
     """Couplings in one table; every method is safe to call from concurrent workers."""
 
     def __init__(self, table: TableClient, *, partition_rate: float | None = DEFAULT_PARTITION_RATE,
-                 concurrency: int = DEFAULT_PARTITION_CONCURRENCY, scan_factor: int = DEFAULT_SCAN_FACTOR) -> None:
+                 concurrency: int = DEFAULT_PARTITION_CONCURRENCY, scan_factor: int = DEFAULT_SCAN_FACTOR,
+                 recent: int = DEFAULT_SIZE) -> None:
         """`partition_rate`: entities/s the bulk methods put on one partition (None: no cap); `concurrency`:
         transactions of one partition in flight at once; `scan_factor`: rows `find_page`'s range scan may read
-        per asked id before it falls back to filtered queries (see the module docstring)."""
+        per asked id before it falls back to filtered queries (see the module docstring); `recent`: couplings
+        kept for `find_coupling(recent=True)` (`shared.state.recent`; 0: none)."""
         if concurrency < 1 or scan_factor < 1:
             raise ValueError("concurrency and scan_factor must be at least 1")
         self.table = table
         self.rate = PartitionRate(partition_rate)
         self.concurrency = concurrency
         self.scan_factor = scan_factor
+        self.recent = RecentCouplings(recent)
 
-    async def find_coupling(self, mapping: str, side: Side | str, record_id: str) -> Coupling | None:
-        """The coupling of `record_id` on `side`, or None."""
+    def _forget(self, couplings: Iterable[Coupling]) -> None:
+        """Couplings about to be written by other means than `update_coupling`: not recent any more."""
+        for c in couplings:
+            self.recent.forget(c)
+
+    async def find_coupling(self, mapping: str, side: Side | str, record_id: str, *,
+                            recent: bool = False) -> Coupling | None:
+        """The coupling of `record_id` on `side`, or None. `recent`: as this process last read or wrote it, when
+        it did — maybe stale, so only for a caller whose writes are guarded by its ETag (`shared.state.recent`)."""
+        if recent and (known := self.recent.get(mapping, side, record_id)) is not None:
+            return known
         try:
             entity = await self.table.get_entity(encode_key(mapping), row_key(side, record_id))
         except ResourceNotFoundError:
             return None
-        return _from_entity(entity)
+        found = from_entity(entity)
+        self.recent.remember(found)
+        return found
 
     async def find_couplings(self, mapping: str, side: Side | str, record_ids: Sequence[str]) -> dict[str, Coupling]:
         """The couplings of many records of one side, by record id (absent: not coupled). One query per
@@ -218,7 +131,7 @@ class CouplingStore:
             entities = [entity async for entity in self.table.query_entities(query, parameters=params)]
             self.rate.charge(pk, len(entities))
             for entity in entities:
-                c = _from_entity(entity)
+                c = from_entity(entity)
                 found[c.id_of(side) or ""] = c
         return found
 
@@ -231,7 +144,7 @@ class CouplingStore:
         wanted = {row_key(side, rid): rid for rid in dict.fromkeys(ids)}
         entities, unresolved = await scan_range(self.table, encode_key(mapping), wanted.keys(),
                                                 bound=self.scan_factor * len(wanted), rate=self.rate)
-        found = {wanted[key]: _from_entity(entity) for key, entity in entities.items()}
+        found = {wanted[key]: from_entity(entity) for key, entity in entities.items()}
         if unresolved:
             found.update(await self.find_couplings(mapping, side, [wanted[key] for key in sorted(unresolved)]))
         return found
@@ -252,7 +165,7 @@ class CouplingStore:
                      reserved_at=now or dt.datetime.now(dt.UTC), last_job_id=job_id)
         setattr(c, f"{side.value}_id", source_id)
         try:
-            meta = await self.table.create_entity(_to_entity(c, side))
+            meta = await self.table.create_entity(to_entity(c, side))
         except ResourceExistsError:
             existing = await self.find_coupling(mapping, side, source_id)
             raise AlreadyCoupled(f"{side.value} record {source_id!r} is already reserved or coupled "
@@ -282,7 +195,7 @@ class CouplingStore:
                 # Taken by someone else: not ours, the caller's per-record path deals with it.
                 return AlreadyCoupled("reserved or coupled already") if exc.error_code == "EntityAlreadyExists" else exc
 
-            return OpGroup([("create", _to_entity(c, side))], done, failed)
+            return OpGroup([("create", to_entity(c, side))], done, failed)
 
         outcomes = await self._run([reserve_group(c) for c in fresh])
         for outcome in outcomes:
@@ -307,10 +220,11 @@ class CouplingStore:
         """
         if not coupling.pending or coupling.reserved_by is None:
             raise ValueError("complete needs a pending coupling returned by reserve")
+        self.recent.forget(coupling)
         source = Side(coupling.reserved_by)
         done = dataclasses.replace(coupling, reservation=None)
         setattr(done, f"{source.other.value}_id", destination_id)
-        ops = [self._guarded_update(done, source), ("create", _to_entity(done, source.other))]
+        ops = [self._guarded_update(done, source), ("create", to_entity(done, source.other))]
         try:
             result = await self.table.submit_transaction(ops)
         except TableTransactionError as exc:
@@ -328,6 +242,7 @@ class CouplingStore:
         coupling, or the `ConcurrentUpdate` / `AlreadyCoupled` that `complete` raises."""
         if any(not c.pending or c.reserved_by is None for c, _ in done):  # refused before anything is written
             raise ValueError("complete_many needs pending couplings returned by reserve")
+        self._forget(c for c, _ in done)
 
         def complete_group(coupling: Coupling, destination_id: str) -> OpGroup[Coupling]:
             source = Side(coupling.reserved_by or "")
@@ -343,7 +258,7 @@ class CouplingStore:
                     return await self._already_coupled(c, source.other)
                 return self._item_error(c, exc)
 
-            return OpGroup([self._guarded_update(c, source), ("create", _to_entity(c, source.other))], done, failed)
+            return OpGroup([self._guarded_update(c, source), ("create", to_entity(c, source.other))], done, failed)
 
         return await self._run_each(done, lambda pair: complete_group(*pair))
 
@@ -353,6 +268,7 @@ class CouplingStore:
         coupling) when either record is coupled or reserved already, or the error that refused it."""
         if any(c.pending for c in couplings):  # refused before anything is written
             raise ValueError("create_many needs both erp_id and crm_id of every coupling")
+        self._forget(couplings)
 
         def create_group(coupling: Coupling) -> OpGroup[Coupling]:
             def done(answers: list[Any]) -> Coupling:
@@ -364,7 +280,7 @@ class CouplingStore:
                     return await self._already_coupled(coupling, Side.CRM if at == 1 else Side.ERP)
                 return exc
 
-            return OpGroup([("create", _to_entity(coupling, Side.ERP)), ("create", _to_entity(coupling, Side.CRM))],
+            return OpGroup([("create", to_entity(coupling, Side.ERP)), ("create", to_entity(coupling, Side.CRM))],
                            done, failed)
 
         return await self._run_each(couplings, create_group)
@@ -376,12 +292,13 @@ class CouplingStore:
         happens to one."""
         if any(c.row_side is None or c.row_etag is None for c in couplings):  # refused before anything is written
             raise ValueError("update_many needs couplings read from the store (they carry the ETag)")
+        self._forget(couplings)
 
         def update_group(coupling: Coupling) -> OpGroup[Coupling]:
             loaded = Side(coupling.row_side or "")
             ops: list[Any] = [self._guarded_update(coupling, loaded)]
             if not coupling.pending:
-                ops.append(("update", _to_entity(coupling, loaded.other), {"mode": UpdateMode.REPLACE}))
+                ops.append(("update", to_entity(coupling, loaded.other), {"mode": UpdateMode.REPLACE}))
 
             def done(answers: list[Any]) -> Coupling:
                 return dataclasses.replace(coupling, row_etag=answers[0]["etag"], snapshot_hash=_hash(coupling))
@@ -398,7 +315,8 @@ class CouplingStore:
         Raises `AlreadyCoupled` when either record is coupled (or reserved) already."""
         if coupling.pending:
             raise ValueError("create_coupling needs both erp_id and crm_id")
-        ops = [("create", _to_entity(coupling, Side.ERP)), ("create", _to_entity(coupling, Side.CRM))]
+        self.recent.forget(coupling)
+        ops = [("create", to_entity(coupling, Side.ERP)), ("create", to_entity(coupling, Side.CRM))]
         try:
             result = await self.table.submit_transaction(ops)
         except TableTransactionError as exc:
@@ -419,17 +337,21 @@ class CouplingStore:
         loaded = Side(coupling.row_side)
         ops = [self._guarded_update(coupling, loaded)]
         if not coupling.pending:
-            ops.append(("update", _to_entity(coupling, loaded.other), {"mode": UpdateMode.REPLACE}))
+            ops.append(("update", to_entity(coupling, loaded.other), {"mode": UpdateMode.REPLACE}))
         try:
             result = await self.table.submit_transaction(ops)
         except TableTransactionError as exc:
+            self.recent.forget(coupling)
             raise self._concurrent(coupling, exc) from None
         snapshot_hash = json_hash(coupling.snapshot) if coupling.snapshot is not None else None
-        return dataclasses.replace(coupling, row_etag=result[0]["etag"], snapshot_hash=snapshot_hash)
+        written = dataclasses.replace(coupling, row_etag=result[0]["etag"], snapshot_hash=snapshot_hash)
+        self.recent.remember(written)
+        return written
 
     async def delete_coupling(self, coupling: Coupling) -> None:
         """Uncouple: remove both rows atomically. Succeeds when already gone; raises `ConcurrentUpdate` when
         the coupling changed since it was read (decide again on the fresh state)."""
+        self.recent.forget(coupling)
         sides = [Side(s) for s in (Side.ERP, Side.CRM) if coupling.id_of(s) is not None]
         ops: list[Any] = []
         for side in sides:
@@ -471,7 +393,7 @@ class CouplingStore:
         pages = self.table.query_entities(query, parameters={"pk": encode_key(mapping)},
                                           results_per_page=page_size)
         async for entity in pages:
-            c = _from_entity(entity)
+            c = from_entity(entity)
             if c.pending or c.row_side is Side.ERP:
                 yield c
 
@@ -502,10 +424,10 @@ class CouplingStore:
     def _item_error(self, c: Coupling, exc: TableTransactionError) -> Exception:
         """A guarded write's refusal: its row changed or vanished → `ConcurrentUpdate`; anything else (a row
         the service refused as invalid) is returned as it is, not mistaken for a race."""
-        return self._concurrent(c, exc) if exc.error_code in _STALE else exc
+        return self._concurrent(c, exc) if exc.error_code in STALE_CODES else exc
 
     def _guarded_update(self, c: Coupling, side: Side) -> tuple[str, dict[str, Any], dict[str, Any]]:
-        return ("update", _to_entity(c, side),
+        return ("update", to_entity(c, side),
                 {"mode": UpdateMode.REPLACE, "etag": c.row_etag, "match_condition": MatchConditions.IfNotModified})
 
     @staticmethod

@@ -51,13 +51,15 @@ async def sync_one(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, f
     error: ErrorRecord | None = None
     looked = False
     result: SyncResult | None = None
-    for _ in range(engine.options.max_attempts):
+    for attempt in range(engine.options.max_attempts):
         try:
             # The coupling first, every attempt: a sync holding the pair changes the coupling before it writes
             # either record (`shared.sync.lease`), so a record read after the coupling is at least as new as
             # what that sync knew. (A listed record was read before; `merge_and_write` reads it again before it
-            # overwrites anything.)
-            coupling = await couplings.find_coupling(mapping.name, flow.source, source_id)
+            # overwrites anything.) The first attempt may take it as this process last saw it: stale, the hold
+            # (a compare-and-swap) fails and the next attempt reads it fresh (`shared.state.recent`).
+            coupling = await couplings.find_coupling(mapping.name, flow.source, source_id,
+                                                     recent=attempt == 0 and not ctx.force)
             if not looked:
                 looked = True
                 if may_have_error(ctx, flow, coupling):

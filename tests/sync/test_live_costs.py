@@ -61,3 +61,36 @@ async def test_a_transient_failure_marks_the_coupling_so_the_next_success_clears
     assert await world.state.errors.find_error("customers", "to_crm", customer["id"]) is None
     coupling = await world.coupling("customers", Side.ERP, customer["id"])
     assert coupling is not None and coupling.result_to_crm == SUCCESS
+
+
+async def test_the_next_change_takes_the_coupling_this_process_last_wrote(
+        world: World, counted: tuple[SyncEngine, TableRequestCounter]) -> None:
+    engine, counter = counted
+    customer, _ = await coupled_customer(world)
+    for n, phone in enumerate(("+46 8 3", "+46 8 4")):
+        await world.bc.edit("customers", customer["id"], {"phoneNumber": phone})
+        counter.reset()
+        assert (await engine.sync_record("customers", "to_crm", customer["id"], trigger="webhook")).ok
+        # The first change reads the coupling; the next one has it from the settlement this process wrote.
+        assert len([line for line in counter.log if "jobs" not in line]) == (3 if n == 0 else 2), counter.log
+
+
+async def test_a_coupling_another_instance_changed_since_is_read_again_and_nothing_is_lost(
+        world: World, counted: tuple[SyncEngine, TableRequestCounter]) -> None:
+    """This process remembers the coupling; another instance (the world's engine, its own store object) syncs
+    the pair twice meanwhile; a person edits both sides. The stale copy's hold fails, the sync reads fresh."""
+    engine, _ = counted
+    customer, account_id = await coupled_customer(world)
+    await world.bc.edit("customers", customer["id"], {"city": "Lund"})
+    assert (await engine.sync_record("customers", "to_crm", customer["id"], trigger="webhook")).ok
+    await world.dv.edit("accounts", account_id, {"telephone1": "+33 1 2"})
+    assert (await world.engine.sync_record("customers", "to_erp", account_id, trigger="webhook")).ok
+    await world.bc.edit("customers", customer["id"], {"city": "Uppsala"})
+    await world.dv.edit("accounts", account_id, {"telephone1": "+33 1 3"})
+    result = await engine.sync_record("customers", "to_crm", customer["id"], trigger="webhook")
+    assert result.ok, result.message
+    erp = await world.bc.row("customers", customer["id"])
+    crm = await world.dv.row("accounts", account_id)
+    assert erp is not None and crm is not None
+    assert (erp["city"], crm["address1_city"]) == ("Uppsala", "Uppsala")
+    assert (erp["phoneNumber"], crm["telephone1"]) == ("+33 1 3", "+33 1 3")
