@@ -10,9 +10,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from shared.admin import ops
+from shared.admin import ops, pauses
 from shared.admin import params as p
 from shared.admin.params import AdminError
+from shared.console.fmt import counts
 from shared.sync import SyncEngine
 
 Work = Callable[[SyncEngine], Awaitable[dict[str, Any]]]
@@ -70,19 +71,11 @@ def _retry_all(fields: dict[str, str]) -> Work:
     return work
 
 
-def _pauses() -> Any:
-    try:
-        from shared.admin import pauses
-    except ImportError:  # pausing is not part of this build
-        raise AdminError(404, "NotAvailable", "this deployment cannot pause mappings") from None
-    return pauses
-
-
 def _pause(fields: dict[str, str]) -> Work:
     name, reason = p.text(fields, "mapping") or "", p.text(fields, "reason", required=False)
 
     async def work(engine: SyncEngine) -> dict[str, Any]:
-        await _pauses().pause_mapping(engine, name, reason)
+        await pauses.pause_mapping(engine, name, reason)
         return {"ok": True, "message": f"Paused {name}: its changes are kept until it is resumed"}
     return work
 
@@ -91,8 +84,21 @@ def _resume(fields: dict[str, str]) -> Work:
     name = p.text(fields, "mapping") or ""
 
     async def work(engine: SyncEngine) -> dict[str, Any]:
-        await _pauses().resume_mapping(engine, name)
-        return {"ok": True, "message": f"Resumed {name}: the changes kept while paused are being applied"}
+        doc = await pauses.resume_mapping(engine, name)
+        caught = doc.get("catch_up")
+        if caught is None:
+            return {"ok": True, "message": f"{name} was not paused"}
+        if caught["error"]:
+            return {"ok": False, "message": f"Resumed {name}; its catch-up failed ({caught['error']}): the "
+                                            "modified-records timer will catch up"}
+        done: dict[str, int] = {}
+        for run in caught["runs"]:
+            for key, count in run["counts"].items():
+                done[key] = done.get(key, 0) + count
+        failed = sum(len(run["failures"]) for run in caught["runs"])
+        return {"ok": caught["ok"], "message": f"Resumed {name} and caught up: "
+                                               + (counts(done) if any(done.values()) else "nothing had changed")
+                                               + (f"; {failed} failed (see Errors)" if failed else "")}
     return work
 
 

@@ -12,6 +12,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.state import StateStore
+from shared.telemetry.activity import recent
+
 WINDOW = dt.timedelta(hours=1)
 
 
@@ -70,12 +73,8 @@ def summarise(minutes: Iterable[Any], *, now: dt.datetime, window: dt.timedelta 
     return result
 
 
-async def last_hour(state: Any, *, now: dt.datetime | None = None) -> dict[str, Activity] | None:
-    """Every mapping's last hour from Table storage; None when this deployment records no activity."""
-    try:
-        from shared.telemetry.activity import recent
-    except ImportError:  # the activity store is not part of this build
-        return None
+async def last_hour(state: StateStore, *, now: dt.datetime | None = None) -> dict[str, Activity]:
+    """Every mapping's last hour, from Table storage."""
     now = now or dt.datetime.now(dt.UTC)
     return summarise(await recent(state, since=minute_of(now) - WINDOW), now=now)
 

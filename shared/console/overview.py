@@ -37,7 +37,7 @@ def state_badge(doc: dict[str, Any]) -> Html:
 
 def pause_buttons(ctx: Context, doc: dict[str, Any]) -> Html:
     """Pause for a running table mapping, Resume for a paused one; nothing where pausing means nothing."""
-    if "state" not in doc or doc.get("kind") != "table" or not doc.get("enabled", True):
+    if doc.get("kind") != "table" or not doc.get("enabled", True):
         return Html("")
     if state_of(doc) == "running":
         return action(ctx, "pause", "Pause", fields={"mapping": doc["name"]}, busy=f"Pausing {doc['name']}…",
@@ -47,21 +47,21 @@ def pause_buttons(ctx: Context, doc: dict[str, Any]) -> Html:
                   busy=f"Resuming {doc['name']}: applying the changes kept while paused…")
 
 
-def _row(ctx: Context, doc: dict[str, Any], a: act.Activity | None, now: dt.datetime) -> list[Any]:
+def _spark(values: list[Any], label: str, kind: str, shown: Any, *, alarm: bool = False) -> Html:
+    return el("span", sparkline(values, label=label, kind=kind), " ", el("b", shown, class_="bad" if alarm else None),
+              class_=f"spark-cell {kind}")
+
+
+def _row(ctx: Context, doc: dict[str, Any], a: act.Activity, now: dt.datetime) -> list[Any]:
     name = doc["name"]
     flow = {"to_crm": "→", "to_erp": "←", "bidirectional": "⇄"}.get(doc["direction"], "?")
     job = doc.get("last_job")
-    if a is None:
-        busy = lag = fails = el("span", "—", class_="muted", title="this deployment records no activity")
-    else:
-        busy = el("span", sparkline(a.changes, label=f"{name}: {a.total_changes} changes in the last hour, "
-                                                     f"per minute", kind="changes"), " ", str(a.total_changes))
-        lag = el("span", sparkline(a.lag_ms, label=f"{name}: end-to-end lag per minute, last hour (max "
-                                                   f"{duration_ms(a.lag_max_ms)})", kind="lag"),
-                 " ", duration_ms(a.last_lag_ms))
-        fails = el("span", sparkline(a.failures, label=f"{name}: {a.total_failures} failures in the last hour",
-                                     kind="failures"), " ", el("span", a.total_failures,
-                                                               class_="bad" if a.total_failures else None))
+    busy = _spark(a.changes, f"{name}: {a.total_changes} changes in the last hour, per minute", "changes",
+                  a.total_changes)
+    lag = _spark(a.lag_ms, f"{name}: end-to-end lag per minute over the last hour (max {duration_ms(a.lag_max_ms)})",
+                 "lag", duration_ms(a.last_lag_ms))
+    fails = _spark(a.failures, f"{name}: {a.total_failures} failures in the last hour, per minute", "failures",
+                   a.total_failures, alarm=a.total_failures > 0)
     errors = doc.get("errors", 0)
     open_errors = el("a", f"{errors} ({doc.get('skipped', 0)} skipped)" if doc.get("skipped") else str(errors),
                      href=ctx.url("errors", mapping=name), class_="bad" if errors else None)
@@ -80,12 +80,12 @@ async def overview(engine: SyncEngine, ctx: Context) -> Page:
     states = [state_of(d) for d in docs]
     cards = (("Mappings", f"{states.count('running')} running · {states.count('paused')} paused · "
                           f"{states.count('auto-paused')} auto-paused"),
-             ("Changes, last hour", "—" if hour is None else str(sum(a.total_changes for a in hour.values()))),
-             ("Failures, last hour", "—" if hour is None else str(sum(a.total_failures for a in hour.values()))),
+             ("Changes, last hour", str(sum(a.total_changes for a in hour.values()))),
+             ("Failures, last hour", str(sum(a.total_failures for a in hour.values()))),
              ("Open errors", str(sum(d.get("errors", 0) for d in docs))))
     totals = el("div", [el("div", el("h3", label), el("span", value, class_="big"), class_="card")
                         for label, value in cards], class_="cards")
-    rows = [_row(ctx, d, None if hour is None else hour.get(d["name"], act.empty()), now) for d in docs]
+    rows = [_row(ctx, d, hour.get(d["name"]) or act.empty(), now) for d in docs]
     body = el("div", totals, table(
         ["Mapping", "Entities", "State", "Changes (1 h)", "Lag", "Failures (1 h)", "Open errors", "Last job", ""],
         rows, id="mappings"))
