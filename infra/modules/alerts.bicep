@@ -90,7 +90,7 @@ resource autoPaused 'Microsoft.Insights/scheduledQueryRules@2022-06-15' = {
   tags: tags
   properties: {
     displayName: 'dualsync: a mapping paused itself'
-    description: 'A mapping passed its failure threshold (DUALSYNC_AUTOPAUSE__*) and paused itself: its changes are kept, not synced. Read the reason on the console or with `dualsync status`, fix the cause, then resume it.'
+    description: 'A mapping passed its failure threshold (DUALSYNC_AUTOPAUSE__*) and paused itself: its changes are kept, not synced. Read the reason on the console or with `dualsync mappings`, fix the cause, then resume it.'
     severity: 1
     enabled: true
     scopes: [
