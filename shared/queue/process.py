@@ -71,7 +71,8 @@ async def _process(message: SyncMessage, *, engine: SyncEngine, sender: QueueSen
     if (elsewhere := await _route_elsewhere(engine, mapping, message)) is not None:
         return Processed(message, None, note=elsewhere)
     try:
-        result = await engine.sync_record(mapping, message.direction, message.source_id, trigger="webhook")
+        result = await engine.sync_record(mapping, message.direction, message.source_id, trigger="webhook",
+                                          marker=message.marker if message.change != "deleted" else None)
     except ValueError as exc:  # disabled mapping, or a direction the mapping does not carry
         raise PoisonMessage(f"{what}: {exc}") from None
     if not result.retryable:

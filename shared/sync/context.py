@@ -75,6 +75,10 @@ class RunContext:
     # Field values (per side, by field key) this record's sync wrote before losing the race to store the
     # coupling: on the retry they count as synced, not as changes (shared.sync.record.with_own_writes).
     written: dict[Side, dict[str, Any]] = field(default_factory=dict)
+    # The version of the source record a notice named (BC's `lastModifiedDateTime`, Dataverse's `modifiedon`):
+    # when the coupling says that very version was synced, the notice is our own write coming back (BC's
+    # notices do not say who changed a record) or a duplicate, and costs no read (`record.notice_synced`).
+    marker: str | None = None
 
     def for_record(self) -> RunContext:
         """A copy for one record (its own dependency list; caches shared with the run)."""

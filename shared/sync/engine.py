@@ -69,16 +69,18 @@ class SyncEngine:
 
     async def sync_record(self, mapping: str | TableMapping, direction: Direction | str, source_id: str, *,
                           job_id: str | None = None, trigger: str = "record", create: bool | None = None,
-                          conflict: ConflictPolicy | None = None, force: bool = False) -> SyncResult:
+                          conflict: ConflictPolicy | None = None, force: bool = False,
+                          marker: str | None = None) -> SyncResult:
         """Bring one record and its counterpart in step, reading the source record now.
 
         `direction` is the one-way flow the notice came from (`to_crm` for an ERP change). A bidirectional
         mapping reconciles the whole pair, so a change waiting on the other side travels too. `create`:
         None follows the mapping's `only_coupled`; True creates the counterpart of an uncoupled record.
         `conflict` overrides the mapping's policy for this call; `force` bypasses the echo shortcuts and a
-        skipped error (an operator's retry). With no `job_id`, a job of its own (trigger `trigger`) is
-        started and finished — except for a live trigger (`webhook`), whose changes count into the hour's live
-        job (`shared.sync.live_jobs`); otherwise the outcome is counted into the given job.
+        skipped error (an operator's retry); `marker`, the version a notice named (`RunContext.marker`).
+        With no `job_id`, a job of its own (trigger `trigger`) is started and finished — except for a live
+        trigger (`webhook`), whose changes count into the hour's live job (`shared.sync.live_jobs`);
+        otherwise the outcome is counted into the given job.
 
         Raises ValueError for a direction the mapping does not carry or a disabled mapping; every per-record
         problem is in the result (FAILED with a message; `retryable` for transient ones)."""
@@ -86,7 +88,7 @@ class SyncEngine:
         flow = self._flow(m, direction)
         if job_id is None and trigger in LIVE_TRIGGERS:
             ctx = RunContext(job_id=self.live_jobs.job_id(m.name, flow.value, trigger), conflict=conflict,
-                             create=create, force=force)
+                             create=create, force=force, marker=marker)
             result = await self.sync_in_context(ctx, m, flow, source_id)
             await self.live_jobs.count(m.name, flow.value, trigger, result)
             return result
@@ -95,7 +97,7 @@ class SyncEngine:
             job = await self.state.jobs.start_job(m.name, direction=flow.value, trigger=trigger,
                                                   started_at=self.options.clock())
             job_id = job.job_id
-        ctx = RunContext(job_id=job_id, conflict=conflict, create=create, force=force)
+        ctx = RunContext(job_id=job_id, conflict=conflict, create=create, force=force, marker=marker)
         result = await self.sync_in_context(ctx, m, flow, source_id)
         tally = Tally()
         tally.add(result)

@@ -11,7 +11,7 @@ from azure.data.tables.aio import TableServiceClient
 from shared.http.retry import RetryPolicy
 from shared.mapping import Side
 from shared.state import StateStore, TableNames, TableRequestCounter
-from shared.sync import SyncEngine
+from shared.sync import Outcome, SyncEngine
 from shared.sync.record import RETRY, SUCCESS
 from tests.sync.conftest import World, coupled_customer
 
@@ -94,3 +94,25 @@ async def test_a_coupling_another_instance_changed_since_is_read_again_and_nothi
     assert erp is not None and crm is not None
     assert (erp["city"], crm["address1_city"]) == ("Uppsala", "Uppsala")
     assert (erp["phoneNumber"], crm["telephone1"]) == ("+33 1 3", "+33 1 3")
+
+
+async def test_the_notice_of_our_own_business_central_write_costs_no_read(world: World) -> None:
+    """BC's notices do not say who changed a record, but they name its version (`lastModifiedDateTime`): the
+    notice of the version our write made — the coupling recorded it — is dropped without a read; the notice
+    of a person's later edit is not."""
+    customer, account_id = await coupled_customer(world)
+    await world.dv.edit("accounts", account_id, {"telephone1": "+33 1 9"})
+    assert (await world.engine.sync_record("customers", "to_erp", account_id, trigger="webhook")).writes == 1
+    ours = await world.bc.row("customers", customer["id"])
+    assert ours is not None and ours["phoneNumber"] == "+33 1 9"
+    world.traffic.requests.clear()
+    echo = await world.engine.sync_record("customers", "to_crm", customer["id"], trigger="webhook",
+                                          marker=ours["lastModifiedDateTime"])
+    assert echo.outcome is Outcome.UNCHANGED and world.traffic.requests == [], echo.message
+    await world.bc.edit("customers", customer["id"], {"phoneNumber": "+46 8 5"})
+    edited = await world.bc.row("customers", customer["id"])
+    assert edited is not None and edited["lastModifiedDateTime"] != ours["lastModifiedDateTime"]
+    result = await world.engine.sync_record("customers", "to_crm", customer["id"], trigger="webhook",
+                                            marker=edited["lastModifiedDateTime"])
+    assert result.writes == 1, result.message
+    assert (await world.dv.row("accounts", account_id) or {}).get("telephone1") == "+46 8 5"
