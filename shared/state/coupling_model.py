@@ -47,6 +47,8 @@ class Coupling:
     # Table-storage bookkeeping: which row this object was read from, and that row's ETag.
     row_side: Side | None = field(default=None, repr=False, compare=False)
     row_etag: str | None = field(default=None, repr=False, compare=False)
+    # Taken from this process's recent copies (`shared.state.recent`), not read just now.
+    recent: bool = field(default=False, repr=False, compare=False)
 
     @property
     def pending(self) -> bool:

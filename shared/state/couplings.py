@@ -344,8 +344,10 @@ class CouplingStore:
             self.recent.forget(coupling)
             raise self._concurrent(coupling, exc) from None
         snapshot_hash = json_hash(coupling.snapshot) if coupling.snapshot is not None else None
-        written = dataclasses.replace(coupling, row_etag=result[0]["etag"], snapshot_hash=snapshot_hash)
+        written = dataclasses.replace(coupling, row_etag=result[0]["etag"], snapshot_hash=snapshot_hash, recent=False)
         self.recent.remember(written)
+        if len(result) > 1:  # the other row too: the other direction's next notice finds it by its own id
+            self.recent.remember(dataclasses.replace(written, row_side=loaded.other, row_etag=result[1]["etag"]))
         return written
 
     async def delete_coupling(self, coupling: Coupling) -> None:

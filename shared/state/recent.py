@@ -6,8 +6,11 @@ another instance synced the pair since — and that is safe: every decision to w
 compare-and-swap on the coupling's ETag, which fails on a stale copy and sends the sync back to read everything
 fresh (and `sync_one` reads fresh for every attempt after the first). A stale copy that leads to writing
 nothing says what it said when it was fresh: the records are as that settlement left them (their etags match
-it), so there is nothing to carry. Absent couplings are never remembered (a record seen for the first time is
-always looked up), and every write path of the store other than `update_coupling` forgets the pair.
+it), so there is nothing to carry. A copy is marked `recent`: the one irreversible step not guarded by the
+hold, applying a deletion rule when the counterpart is gone, is taken only on a fresh read (the pair may have
+been coupled to another record since). Absent and pending couplings are never remembered (a record seen for the
+first time is always looked up), and every write path of the store other than `update_coupling` forgets the
+pair.
 """
 
 from __future__ import annotations
@@ -32,17 +35,19 @@ class RecentCouplings:
         if found is None:
             return None
         self._items.move_to_end(key)
-        return copy.deepcopy(found)  # callers mutate what they get
+        known = copy.deepcopy(found)  # callers mutate what they get
+        known.recent = True
+        return known
 
     def remember(self, coupling: Coupling) -> None:
         """Keep `coupling` under the row it was read from or written through (whose ETag it carries)."""
         side = coupling.row_side
         record_id = coupling.id_of(side) if side is not None else None
-        if self.size <= 0 or side is None or record_id is None or coupling.row_etag is None:
+        if self.size <= 0 or side is None or record_id is None or coupling.row_etag is None or coupling.pending:
             return
-        self.forget(coupling)
         key = (coupling.mapping, Side(side), record_id)
-        self._items[key] = copy.deepcopy(coupling)
+        self._items[key] = kept = copy.deepcopy(coupling)
+        kept.recent = False
         while len(self._items) > self.size:
             self._items.popitem(last=False)
 

@@ -68,6 +68,10 @@ async def sync_one(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, f
                     return SyncResult(mapping.name, flow, source_id, Outcome.SKIPPED,
                                       destination_id=error.destination_id,
                                       message=f"skipped after repeated failures: {error.message}")
+            if coupling is not None and lease.held(engine, coupling):
+                # Before reading anything: the notice may be of the very write the holder is making (BC's
+                # notice of our own write can arrive before our settlement), which the settled coupling names.
+                coupling = await lease.await_release(engine, mapping, flow.source, coupling)
             if attempt == 0 and record is None and notice_synced(engine, ctx, flow, coupling):
                 result = SyncResult(mapping.name, flow, source_id, Outcome.UNCHANGED,
                                     destination_id=coupling.id_of(flow.target) if coupling else None,
@@ -192,8 +196,6 @@ async def _reconcile(engine: SyncEngine, ctx: RunContext, mapping: TableMapping,
         return SyncResult(mapping.name, flow, source_id, Outcome.IGNORED, message=f"not synced: {why}")
     if not matches(mapping, record.values, source):
         return SyncResult(mapping.name, flow, source_id, Outcome.IGNORED, message="outside the mapping's filter")
-    if coupling is not None and lease.held(engine, coupling):
-        coupling = await lease.await_release(engine, mapping, source, coupling)
     # An earlier attempt may have created the counterpart without coupling it (crashed, or its answer was
     # lost): a reservation it left, or the failure it recorded, says since when to look for its record.
     earlier = coupling.reserved_at if coupling is not None and coupling.pending else None
@@ -251,6 +253,8 @@ async def update_pair(engine: SyncEngine, ctx: RunContext, mapping: TableMapping
     counterpart = await get_or_none(engine.connector(target), mapping.entity(target).entity, target_id,
                                     select=engine.select(mapping, target))
     if counterpart is None:
+        if coupling.recent:  # a deletion rule acts on a fresh coupling only (`shared.state.recent`)
+            raise ConcurrentUpdate(f"counterpart {target_id!r} is gone: reading the coupling again")
         return await deletes.counterpart_gone(engine, ctx, mapping, flow, record, coupling)
     return await merge_and_write(engine, ctx, mapping, flow, coupling, {source: record, target: counterpart},
                                  listed=listed)

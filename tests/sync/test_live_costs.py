@@ -9,11 +9,11 @@ import pytest
 from azure.data.tables.aio import TableServiceClient
 
 from shared.http.retry import RetryPolicy
-from shared.mapping import Side
+from shared.mapping import DeletionPolicy, Side
 from shared.state import StateStore, TableNames, TableRequestCounter
 from shared.sync import Outcome, SyncEngine
 from shared.sync.record import RETRY, SUCCESS
-from tests.sync.conftest import World, coupled_customer
+from tests.sync.conftest import World, coupled_customer, crm_account
 
 ONCE = RetryPolicy(max_attempts=1, max_elapsed=1.0, base_delay=0.01, max_delay=0.01, rate_limit_base=0.01)
 
@@ -116,3 +116,24 @@ async def test_the_notice_of_our_own_business_central_write_costs_no_read(world:
                                             marker=edited["lastModifiedDateTime"])
     assert result.writes == 1, result.message
     assert (await world.dv.row("accounts", account_id) or {}).get("telephone1") == "+46 8 5"
+
+
+async def test_a_recent_copy_never_applies_a_deletion_rule(world: World,
+                                                          counted: tuple[SyncEngine, TableRequestCounter]) -> None:
+    """This process remembers customer ⇄ account A. Meanwhile an operator re-couples the customer to account B
+    and account A is deleted. The next notice must not take A's deletion for its counterpart's (under
+    `propagate` that would delete the customer): the rule acts on a fresh read only, which finds B."""
+    engine, _ = counted
+    customer, first = await coupled_customer(world)
+    mapping = world.pack.mapping("customers").model_copy(update={"deletion": DeletionPolicy.PROPAGATE})
+    await world.bc.edit("customers", customer["id"], {"phoneNumber": "+46 8 6"})
+    assert (await engine.sync_record(mapping, "to_crm", customer["id"], trigger="webhook")).ok  # remembered
+    await world.state.couplings.uncouple("customers", Side.ERP, customer["id"])
+    second = await crm_account(world, name="Fabrikam Nord AB", accountnumber="A-RECOUPLED")
+    await world.couple("customers", customer["id"], second["accountid"])
+    await world.dv.delete("accounts", first)
+    await world.bc.edit("customers", customer["id"], {"phoneNumber": "+46 8 7"})
+    result = await engine.sync_record(mapping, "to_crm", customer["id"], trigger="webhook")
+    assert result.ok and result.destination_id == second["accountid"], result.message
+    assert await world.bc.row("customers", customer["id"]) is not None
+    assert (await world.dv.row("accounts", second["accountid"]) or {}).get("telephone1") == "+46 8 7"
