@@ -1,6 +1,7 @@
 # The two commands of the README's quick start, and the pieces they install by themselves.
 #   make demo   - the full local stack, end to end
 #   make test   - lint, the whole test suite, and the static security analysis of infra/
+#   make console - the demo's BC ⇄ Sales story, then its operators' console kept open until Ctrl-C
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,9 +9,12 @@ STAMP := $(VENV)/.installed
 AZURITE := .tools/azurite/node_modules/.bin/azurite-table
 CHECKOV := .tools/checkov-venv/bin/checkov
 UV := .tools/uv-venv/bin/uv
+# Debian's chromium, which Playwright drives in the console's browser tests (tests/browser; no browser download).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 LOCK_FLAGS := --quiet --generate-hashes --universal --python-version 3.11
 
-.PHONY: demo test lint bench bench-fo bench-capacity bench-capacity-100k bench-capacity-1m chaos install azurite \
+.PHONY: demo console chromium test lint bench bench-fo bench-capacity bench-capacity-100k bench-capacity-1m chaos install azurite \
 	clean infra-check lock
 
 install: $(STAMP)
@@ -46,13 +50,22 @@ $(AZURITE):
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-test: $(STAMP) $(AZURITE) $(CHECKOV)
+chromium: $(CHROMIUM)
+
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "the browser tests need Debian's chromium at $(CHROMIUM)"; exit 1; }
+	$(SUDO) apt-get install -y chromium || { $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
+test: $(STAMP) $(AZURITE) $(CHECKOV) $(CHROMIUM)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 	$(MAKE) --no-print-directory infra-check
 
 demo: $(STAMP) $(AZURITE)
 	$(PY) -m scripts.demo
+
+console: $(STAMP) $(AZURITE)
+	$(PY) -m scripts.demo --console
 
 bench: $(STAMP) $(AZURITE)
 	$(PY) -m bench.emulator_business_central

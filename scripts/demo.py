@@ -13,6 +13,8 @@ started; exit 0 on success, 1 with the reason if not.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import sys
 import time
 from typing import Any
@@ -40,7 +42,9 @@ ACCOUNTS = [  # what Anna enters in Sales: one is Adatum already (same number: t
 ]
 
 
-async def run() -> None:
+async def run(*, keep_console: bool = False) -> None:
+    """The demo; with `keep_console` (`make console`), the BC ⇄ Sales story only, then the stack stays up with
+    the console open until Ctrl-C."""
     console.rule("[bold]dualsync sandbox")
     with demo_trace.recording():
         async with Sandbox(records=0, notification_delay_ms=BC_DELAY_MS, dataverse_delay_ms=200,
@@ -48,8 +52,37 @@ async def run() -> None:
             console.print(f"Azurite, Business Central {sb.bc_url}, Dataverse {sb.dv_url}, "
                           f"Functions host {sb.functions_url} ({len(sb.host.functions)} functions)")
             await story(sb)
+            console.print(f"[bold]Console[/] (open while this stack runs): {console_url(sb)}")
+            if keep_console:
+                await keep_open(sb)
+    if keep_console:
+        console.print("[bold]console closed[/]: everything it started has been stopped")
+        return
     await demo_fo.run()
     console.rule("[bold green]done: every process the demo started has stopped")
+    console.print("[bold]make console[/] runs the BC ⇄ Sales story again and keeps its console open at the URL it "
+                  "prints, until Ctrl-C")
+
+
+def console_url(sb: Sandbox) -> str:
+    """The operators' console of the sandbox's Function App; the function key (this run's own, local) in the
+    address, as on a key-only deployment."""
+    return f"{sb.functions_url}/api/console?code={sb.function_key}"
+
+
+async def keep_open(sb: Sandbox) -> None:
+    console.rule("[bold]console")
+    console.print(f"Open [bold]{console_url(sb)}[/] in a browser. The stack serves HTTPS with this checkout's "
+                  f"own CA ({sb.tls.ca}): let the browser trust it, or accept its warning for 127.0.0.1.")
+    console.print("People can go on editing as a named user through the emulators' admin routes, e.g. PATCH "
+                  f"{sb.bc_url}/_admin/tables/customers/<id>?as=bc-user-annie (emulators/README.md). "
+                  "Ctrl-C stops everything.")
+    # Until Ctrl-C cancels the demo, or a SIGTERM: either way the sandbox then stops what it started (Azurite,
+    # a child process, would outlive a plain SIGTERM).
+    stop = asyncio.Event()
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' event loop: Ctrl-C only
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
 
 
 async def story(sb: Sandbox) -> None:
@@ -154,9 +187,13 @@ async def _both(sb: Sandbox, customer_id: str, account_id: str, city: str) -> bo
 
 
 def main() -> int:
+    keep_console = "--console" in sys.argv[1:]
     try:
-        asyncio.run(run())
+        asyncio.run(run(keep_console=keep_console))
     except KeyboardInterrupt:
+        if keep_console:
+            console.print("[bold]console closed[/]: everything it started has been stopped")
+            return 0
         console.print("[bold red]demo interrupted[/]: everything it started has been stopped")
         return 130
     except Exception as exc:  # the demo is a script: say what failed, exit non-zero

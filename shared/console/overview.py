@@ -30,7 +30,8 @@ def state_of(doc: dict[str, Any]) -> str:
 def state_badge(doc: dict[str, Any]) -> Html:
     state = state_of(doc)
     paused = doc.get("paused") or {}
-    why = "; ".join(str(x) for x in (paused.get("reason"), paused.get("by") and f"by {paused['by']}") if x)
+    why = " ".join(str(x) for x in (paused.get("reason"), paused.get("by") and f"— by {paused['by']}",
+                                     paused.get("at") and f"since {paused['at']}") if x)
     badge = el("span", state, class_=f"state {state}", title=why or None)
     return el("span", badge, " ", el("span", paused.get("reason"), class_="muted")) if paused.get("reason") else badge
 
