@@ -70,11 +70,17 @@ class StateStore:
             await self.service.create_table_if_not_exists(name)
 
 
+# aiohttp looks for a proxy and a .netrc in the environment on every request when told to trust it (a thread
+# pool hop each time: a few per cent of a live change's CPU); Table storage is reached directly.
+CLIENT_OPTIONS = {"use_env_settings": False}
+
+
 def service_from_settings(storage: StorageSettings) -> TableServiceClient:
     """A TableServiceClient from a connection string, or from the account URL with the managed identity."""
     if storage.connection_string is not None and storage.connection_string.get_secret_value():
-        return TableServiceClient.from_connection_string(storage.connection_string.get_secret_value())
+        return TableServiceClient.from_connection_string(storage.connection_string.get_secret_value(),
+                                                         **CLIENT_OPTIONS)
     from azure.identity.aio import DefaultAzureCredential  # only in Azure: managed identity
 
     assert storage.account_url is not None  # guaranteed by StorageSettings validation
-    return TableServiceClient(endpoint=storage.account_url, credential=DefaultAzureCredential())
+    return TableServiceClient(endpoint=storage.account_url, credential=DefaultAzureCredential(), **CLIENT_OPTIONS)
