@@ -25,7 +25,7 @@ def error_actions(ctx: Context, e: dict[str, Any]) -> Html:
     toggle = (action(ctx, "restore", "Restore", fields=one, busy="Restoring…") if e["skipped"]
               else action(ctx, "skip", "Skip", fields=one, busy="Skipping…"))
     return el("span", action(ctx, "retry", "Retry", fields=one, kind="primary", busy=f"Retrying {e['source_id']}…"),
-              " ", toggle)
+              " ", toggle, class_="buttons")
 
 
 def _row(ctx: Context, e: dict[str, Any], now: dt.datetime) -> list[Any]:

@@ -219,9 +219,11 @@ async def test_pause_stops_a_mapping_and_resume_catches_up(world: World, page: P
     finally:
         await customers.get_by_role("button", name="Resume").click()
         message = await done(page)
-    assert "Resumed customers and caught up" in message and "modified 1" in message, message
+    # The catch-up syncs what changed meanwhile; the kept notice, back within its (here very short) back-off,
+    # may win that race and leave the catch-up nothing to do: either way the change arrives.
+    assert message.startswith("Resumed customers and caught up: "), message
     await expect(customers.locator(".state")).to_have_text("running")
-    assert (await world.sb.dv_row("accounts", account["accountid"]))["telephone1"] == "+1 404 555 0199"
+    await eventually(lambda: _phone_is(world, account["accountid"], "+1 404 555 0199"), "the kept change")
 
 
 async def test_reconcile_finds_both_systems_in_step(world: World, page: Page) -> None:
@@ -253,6 +255,10 @@ async def test_a_page_needs_the_key_and_a_write_needs_the_page_script(world: Wor
     assert (await world.sb.manage("GET", "mappings/customers"))["state"] == "running"  # nothing was paused
     bad = await http.get(world.url("/jobs?limit=0"))
     assert bad.status_code == 400 and "between 1 and 1000" in bad.text and "text/html" in bad.headers["content-type"]
+
+
+async def _phone_is(world: World, account_id: str, phone: str) -> bool:
+    return (await world.sb.dv_row("accounts", account_id)).get("telephone1") == phone
 
 
 async def _city_is(world: World, number: str, city: str) -> bool:

@@ -13,6 +13,7 @@ from shared.admin.identity import OPERATOR_ROLE, VIEWER_ROLE, Caller
 from shared.console.activity import summarise
 from shared.console.layout import Context, Page, action, asset, document, security_headers
 from shared.console.markup import Html, el, esc, raw
+from shared.console.overview import pause_buttons, state_badge
 from shared.console.sparkline import points, sparkline
 
 NOW = dt.datetime(2026, 3, 1, 12, 30, 20, tzinfo=dt.UTC)
@@ -103,3 +104,21 @@ def test_buttons_are_offered_to_operators_only() -> None:
     assert '<input type="hidden" name="source_id" value="a&amp;b">' in button
     assert action(Context("/api/console", VIEWER), "retry", "Retry", fields=fields) == ""
     assert "viewer" in document(Page("x", el("p")), Context("/api/console", VIEWER))
+
+
+def test_states_and_their_buttons() -> None:
+    ops = Context("/api/console", OPERATOR)
+    running = {"name": "customers", "kind": "table", "enabled": True, "state": "running", "paused": None}
+    auto = {**running, "state": "auto-paused", "paused": {"reason": "25 failures in 10 min: <b>bad</b>",
+                                                          "by": "auto-pause", "at": "2026-03-01T12:00:00Z"}}
+    assert state_badge(running) == '<span class="state running">running</span>'
+    badge = state_badge(auto)
+    assert '<span class="state auto-paused" title="25 failures in 10 min: &lt;b&gt;bad&lt;/b&gt; — by auto-pause ' \
+           'since 2026-03-01T12:00:00Z">auto-paused</span>' in badge
+    assert '<span class="muted">25 failures in 10 min: &lt;b&gt;bad&lt;/b&gt;</span>' in badge
+    assert 'action="/api/console/actions/pause"' in pause_buttons(ops, running) and 'name="reason"' in \
+        pause_buttons(ops, running)
+    assert 'action="/api/console/actions/resume"' in pause_buttons(ops, auto)
+    assert state_badge({**running, "enabled": False}) == '<span class="state disabled">disabled</span>'
+    assert pause_buttons(ops, {**running, "enabled": False}) == "" == pause_buttons(ops, {**running, "kind": "option"})
+    assert pause_buttons(Context("/api/console", VIEWER), auto) == ""
