@@ -11,6 +11,7 @@ per-record path (`create.find_by_natural_key`) still finds it when the mapping h
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -139,6 +140,7 @@ async def _complete_created(engine: SyncEngine, ctx: RunContext, mapping: TableM
     afters = await bounded(engine.options.concurrency,
                            (rec.settled(engine, mapping, target, a.record) for _, a in created))  # type: ignore[arg-type]
     pairs: list[tuple[Coupling, str]] = []
+    tokens = [item.coupling.reservation if item.coupling else None for item, _ in created]  # before `stamp`
     for (item, _), after in zip(created, afters, strict=True):
         assert item.coupling is not None
         snapshot = {source.value: field_values(mapping, item.record.values, source),
@@ -146,17 +148,49 @@ async def _complete_created(engine: SyncEngine, ctx: RunContext, mapping: TableM
         rec.stamp(engine, ctx, item.coupling, snapshot, {source: item.record, target: after})
         pairs.append((item.coupling, after.id))
     results = []
-    for (item, _), after, outcome in zip(created, afters, await engine.state.couplings.complete_many(pairs),
-                                         strict=True):
+    for (item, _), after, token, outcome in zip(created, afters, tokens,
+                                                await engine.state.couplings.complete_many(pairs), strict=True):
         if isinstance(outcome, Exception):
+            outcome = await _confirm(engine, mapping, flow, item, token, after.id, outcome)
+        if isinstance(outcome, ConcurrentUpdate | AlreadyCoupled):
             # Our reservation was taken over meanwhile: undo our create so the taker's stays the only one.
             await engine.connector(target).delete(mapping.entity(target).entity, after.id)
             results.append(failed(mapping, flow, item.record.id, f"reservation lost while creating: {outcome}",
                                   retryable=True))
+        elif isinstance(outcome, Exception):
+            # Unknown whether the coupling was stored (the store failed, or its answer was lost): the created
+            # record stays, and so does our reservation — it tells the retry since when to look for the record
+            # it would otherwise create a second time (`create.create_counterpart`, `recovery`).
+            results.append(await record(engine, ctx, failed(
+                mapping, flow, item.record.id, f"created {target.value} record {after.id!r}, but storing its "
+                f"coupling failed ({outcome}); the next attempt couples it", retryable=True,
+                destination_id=after.id)))
         else:
             results.append(SyncResult(mapping.name, flow, item.record.id, Outcome.INSERTED,
                                       destination_id=after.id, writes=1))
     return results
+
+
+async def _confirm(engine: SyncEngine, mapping: TableMapping, flow: Direction, item: Prepared, token: str | None,
+                   destination_id: str, error: Exception) -> Coupling | Exception:
+    """A completion whose transaction failed without a verdict on the coupling (a transport error: the answer of
+    an entity-group transaction can be lost after it was applied): read the coupling to find out. Ours and
+    complete: done; ours and still pending: complete it once more; anyone else's: `ConcurrentUpdate`."""
+    if isinstance(error, ConcurrentUpdate | AlreadyCoupled):
+        return error
+    assert item.coupling is not None
+    try:
+        now = await engine.state.couplings.find_coupling(mapping.name, flow.source, item.record.id)
+        if now is not None and not now.pending and now.id_of(flow.target) == destination_id:
+            return now
+        if now is None or not now.pending or token is None or now.reservation != token:
+            return ConcurrentUpdate(f"the reservation changed while its coupling was being stored ({error})")
+        done = dataclasses.replace(item.coupling, row_etag=now.row_etag)
+        return await engine.state.couplings.complete(done, destination_id)
+    except (ConcurrentUpdate, AlreadyCoupled) as exc:
+        return exc
+    except Exception as exc:  # the store is still failing: the caller keeps the record and the reservation
+        return exc
 
 
 async def _finish(engine: SyncEngine, ctx: RunContext, mapping: TableMapping, flow: Direction, item: Prepared,

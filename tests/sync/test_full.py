@@ -165,3 +165,34 @@ async def test_crash_mid_full_sync_resumes_without_duplicates(world: World, monk
     # The crashed page's records were coupled to what the dead worker created, not created again.
     assert run.counts.get("coupled", 0) >= 3
     assert await CheckpointStore(world.state.watermarks.table).find("customers", "to_crm") is None
+
+
+@pytest.mark.parametrize("applied", [True, False])
+async def test_a_lost_answer_when_storing_couplings_deletes_nothing_and_duplicates_nothing(
+        world: World, monkeypatch: pytest.MonkeyPatch, applied: bool) -> None:
+    """The entity-group transaction completing the couplings fails at the transport (Azurite under load reset
+    the connection): applied or not, no one can tell from the error. The created accounts are not taken for a
+    lost reservation and deleted; a coupling that was stored counts as created, one that was not is completed
+    on the spot, and nothing is created twice."""
+    from azure.core.exceptions import ServiceResponseError
+
+    customers = await setup(world, 4)
+    couplings = world.state.couplings
+    real = couplings.complete_many
+
+    async def lost_answer(done: Any) -> list[Any]:
+        if applied:
+            await real(done)
+        return [ServiceResponseError("Connection reset by peer") for _ in done]
+
+    monkeypatch.setattr(couplings, "complete_many", lost_answer)
+    before = len(await world.dv.rows("accounts"))
+    [run] = await world.engine.sync_full(["customers"], directions=TO_CRM)
+    assert run.failures == [], [f.message for f in run.failures]
+    assert run.counts.get("inserted") == len(customers)
+    accounts = await world.dv.rows("accounts")
+    assert len(accounts) == before + len(customers) and all(n == 1 for n in account_numbers(accounts).values())
+    for c in customers:
+        coupling = await world.coupling("customers", Side.ERP, c["id"])
+        assert coupling is not None and not coupling.pending
+        assert await world.dv.row("accounts", coupling.crm_id or "") is not None
