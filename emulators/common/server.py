@@ -31,8 +31,11 @@ class BackgroundServer:
         self.port = port or free_port()
         self.app = app
         self.tls = tls
+        # A keep-alive connection a client leaves open must not hold the shutdown: a second is plenty for a
+        # request in flight (else every sandbox waited out its 10 s join per server).
         config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan="on",
-                                access_log=False, **(tls.uvicorn_options() if tls else {}))
+                                access_log=False, timeout_graceful_shutdown=1,
+                                **(tls.uvicorn_options() if tls else {}))
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True, name=f"emulator:{self.port}")
 
