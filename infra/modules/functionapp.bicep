@@ -109,7 +109,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
-      // Nothing calls the app from a browser: webhooks and the admin API are server-to-server.
+      // The console is served by the app itself (same origin): no other site's script may call it.
       cors: {
         allowedOrigins: []
       }
@@ -166,7 +166,8 @@ resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
 }
 
 // App Service Authentication ("Easy Auth"): validates Entra ID tokens before the Functions host sees a request,
-// refuses requests without one (401, no login redirect: the callers are APIs and scripts), strips any
+// sends a browser without a session to Entra ID's sign-in (the console, docs/operations.md; API callers send
+// a bearer token, and an XMLHttpRequest without one gets 401 rather than a redirect), strips any
 // client-sent X-MS-CLIENT-PRINCIPAL* headers and injects its own. The app reads the caller and its app roles
 // from them (DUALSYNC_AUTH__EASY_AUTH, set in main.bicep alongside this resource).
 resource auth 'Microsoft.Web/sites/config@2024-04-01' = {
@@ -185,7 +186,8 @@ resource auth 'Microsoft.Web/sites/config@2024-04-01' = {
     }
     globalValidation: {
       requireAuthentication: true
-      unauthenticatedClientAction: 'Return401'
+      unauthenticatedClientAction: 'RedirectToLoginPage'
+      redirectToProvider: 'azureactivedirectory'
       excludedPaths: anonymousPaths
     }
     httpSettings: {
@@ -209,7 +211,8 @@ resource auth 'Microsoft.Web/sites/config@2024-04-01' = {
       }
     }
     login: {
-      // Bearer tokens only: no sign-in sessions or stored tokens to keep.
+      // The console's sign-in session is Easy Auth's own cookie; the providers' tokens are not needed later,
+      // so none are stored.
       tokenStore: {
         enabled: false
       }

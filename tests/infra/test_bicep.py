@@ -340,7 +340,9 @@ def test_app_service_authentication_guards_everything_but_the_webhooks_and_healt
     assert props["platform"]["enabled"] is True and props["httpSettings"]["requireHttps"] is True
     validation = props["globalValidation"]
     assert validation["requireAuthentication"] is True
-    assert validation["unauthenticatedClientAction"] == "Return401"  # APIs and scripts: no login redirect
+    # A browser (the console) is sent to sign in; API callers bring a bearer token.
+    assert validation["unauthenticatedClientAction"] == "RedirectToLoginPage"
+    assert validation["redirectToProvider"] == "azureactivedirectory"
     excluded = doc["variables"][validation["excludedPaths"]]["value"]
     assert sorted(excluded) == ["/api/health", "/api/webhooks/*"]
 
