@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from shared.mapping import Direction, UnknownMappingError, dependency_order
 from shared.state import StateStore
 from shared.sync import ModifiedRun, Outcome, SyncEngine
+from shared.telemetry import activity
 
 log = logging.getLogger(__name__)
 
@@ -96,15 +97,17 @@ class PurgeReport:
     errors: int
     cutoff: dt.datetime
     conflicts: int = 0
+    activity: int = 0  # per-minute activity rows (the console's last hour)
 
 
 async def purge_history(state: StateStore, *, retention: dt.timedelta, now: dt.datetime | None = None) -> PurgeReport:
-    """Delete jobs started, errors last seen and conflict entries settled more than `retention` ago. Couplings
-    and watermarks are state, not history: never purged."""
+    """Delete jobs started, errors last seen, conflict entries settled and activity minutes more than `retention`
+    ago. Couplings and watermarks are state, not history: never purged."""
     if retention <= dt.timedelta(0):
         raise ValueError("retention must be positive")
     moment = now or dt.datetime.now(dt.UTC)
     jobs = await state.jobs.purge_jobs(retention, now=moment)
     errors = await state.errors.purge_errors(retention, now=moment)
     conflicts = await state.conflicts.purge_conflicts(retention, now=moment)
-    return PurgeReport(jobs, errors, moment - retention, conflicts)
+    minutes = await activity.purge(state, older_than=retention, now=moment)
+    return PurgeReport(jobs, errors, moment - retention, conflicts, minutes)

@@ -32,6 +32,7 @@ from shared.subscriptions import (
     wanted_subscriptions,
 )
 from shared.sync import Outcome
+from shared.telemetry.activity import ActivityRecorder, recent
 from tests.functions.hooks import HandshakeReceiver
 from tests.functions.runtime import app_settings, installed
 from tests.sync import conftest as fixtures
@@ -239,8 +240,14 @@ async def test_purge_removes_only_history_older_than_the_retention(world: World)
     await world.state.errors.record_failure("customers", direction="to_crm", source_id="a", message="old",
                                             now=now - dt.timedelta(days=31))
     await world.state.errors.record_failure("customers", direction="to_crm", source_id="b", message="new", now=now)
+    minutes = ActivityRecorder(world.state, flush_s=60)
+    minutes.add("customers", "to_crm", at=now - dt.timedelta(days=31), changes=3)
+    minutes.add("customers", "to_crm", at=now, changes=1)
+    await minutes.aclose()
     report = await purge_history(world.state, retention=dt.timedelta(days=30), now=now)
-    assert (report.jobs, report.errors) == (1, 1)
+    assert (report.jobs, report.errors, report.activity) == (1, 1, 1)
+    kept = await recent(world.state, mapping="customers", since=now - dt.timedelta(days=60))
+    assert [m.changes for m in kept] == [1]
     assert [j.job_id async for j in world.state.jobs.list_jobs("customers")] == [new.job_id]
     assert [e.source_id async for e in world.state.errors.list_errors("customers")] == ["b"]
     assert old.job_id != new.job_id
