@@ -11,6 +11,12 @@ Per page of source records (read in key order, so memory stays at one page whate
 4. the page's counts go to the job and the last key to the checkpoint, so an interrupted run resumes after
    the last finished page (a page in flight is redone: every step above is idempotent).
 
+Pages overlap: while one page waits for its writes, the next ones are read and planned (`pages_in_flight`,
+3 by default; a dry run goes one page at a time). Their results are taken in page order, so the checkpoint
+only ever moves past pages that are all done. Nothing a page does depends on an earlier page being finished:
+a record whose lookup names a record of an earlier page still in flight syncs that record first, through the
+per-record path, and its reservation keeps the two from creating it twice.
+
 `FullOptions.progress`, when given, hears of every page (records done so far) and of each run's end: what the
 command line's progress display counts in records.
 
@@ -21,7 +27,8 @@ the coupling's); whether fields really differ is decided only when syncing.
 
 from __future__ import annotations
 
-from collections import Counter
+import asyncio
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -59,6 +66,7 @@ class FullOptions:
     create: bool | None = None
     directions: frozenset[Direction] | None = None
     page_size: int = 1000
+    pages_in_flight: int = 3
     resume: bool = True
     match_chunk: int = 25
     max_listed: int = 200  # planned actions listed one by one in a dry run (all are counted)
@@ -135,26 +143,43 @@ async def full_direction(engine: SyncEngine, mapping: TableMapping, side: Side, 
     done = 0
     if options.progress is not None:
         options.progress(Progress(mapping.name, flow, done))
+    window = 1 if options.dry_run else max(1, options.pages_in_flight)
+    in_flight: deque[tuple[list[Record], asyncio.Task[list[SyncResult]]]] = deque()
+
+    async def finish_oldest() -> None:
+        """Take the oldest page's results (in page order: the checkpoint never passes an unfinished page)."""
+        nonlocal done
+        page, task = in_flight.popleft()
+        tally = Tally()
+        for result in await task:
+            tally.add(result)
+            run.tally.add(result)
+            if not result.ok:
+                run.failures.append(result)
+        run.pages += 1
+        if job is not None and page:
+            if tally.job_counts():
+                await state.jobs.increment(mapping.name, job.job_id, **tally.job_counts())
+            cp.last_key, cp.pages = page[-1].id, cp.pages + 1
+            await checkpoints.save(cp)
+        done += len(page)
+        if options.progress is not None:
+            options.progress(Progress(mapping.name, flow, done))
+
     try:
         async for page in engine.connector(side).list(mapping.entity(side).entity, filter=text,
                                                       select=engine.select(mapping, side), orderby=orderby,
                                                       page_size=options.page_size):
-            tally = Tally()
-            for result in await _page(engine, ctx, mapping, flow, page, options, run, earlier, claimed):
-                tally.add(result)
-                run.tally.add(result)
-                if not result.ok:
-                    run.failures.append(result)
-            run.pages += 1
-            if job is not None and page:
-                if tally.job_counts():
-                    await state.jobs.increment(mapping.name, job.job_id, **tally.job_counts())
-                cp.last_key, cp.pages = page[-1].id, cp.pages + 1
-                await checkpoints.save(cp)
-            done += len(page)
-            if options.progress is not None:
-                options.progress(Progress(mapping.name, flow, done))
+            in_flight.append((page, asyncio.create_task(
+                _page(engine, ctx, mapping, flow, page, options, run, earlier, claimed))))
+            while len(in_flight) >= window or (in_flight and in_flight[0][1].done()):
+                await finish_oldest()
+        while in_flight:
+            await finish_oldest()
     except BaseException as exc:
+        for _, task in in_flight:  # pages after the one that stopped the run: redone by the resumed run
+            task.cancel()
+        await asyncio.gather(*(task for _, task in in_flight), return_exceptions=True)
         if job is not None:
             await state.jobs.finish_job(mapping.name, job.job_id, status="failed",
                                         message=f"interrupted ({exc or type(exc).__name__}); run the full sync "

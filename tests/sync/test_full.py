@@ -129,14 +129,13 @@ async def test_crash_mid_full_sync_resumes_without_duplicates(world: World, monk
     customers = await setup(world, 9)
     before = await world.dv.rows("accounts")
     real = world.crm.write_batch
-    calls = 0
+    second_page = set(sorted(c["id"] for c in customers)[3:6])  # pages come in key order
 
     async def crash_after_second_batch(ops: list[WriteOp], *, atomic: bool = False) -> list[WriteResult]:
-        # The worst moment: the service created the records, the process dies before coupling them.
-        nonlocal calls
-        calls += 1
+        # The worst moment: the service created the records, the process dies before coupling them. Pages
+        # overlap, so the third may be anywhere by then: the resumed run must sort that out too.
         results = await real(ops, atomic=atomic)
-        if calls == 2:
+        if {op.ref for op in ops} & second_page:
             raise Crash("worker died")
         return results
 
@@ -196,3 +195,30 @@ async def test_a_lost_answer_when_storing_couplings_deletes_nothing_and_duplicat
         coupling = await world.coupling("customers", Side.ERP, c["id"])
         assert coupling is not None and not coupling.pending
         assert await world.dv.row("accounts", coupling.crm_id or "") is not None
+
+
+async def test_pages_overlap_and_the_checkpoint_follows_page_order(world: World,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a page waits for its creates, the next pages are read and written (three in flight by default);
+    the run still counts every record once and finishes with no checkpoint left."""
+    import asyncio
+
+    customers = await setup(world, 12)
+    real = world.crm.write_batch
+    busy = peak = 0
+
+    async def slow(ops: list[WriteOp], *, atomic: bool = False) -> list[WriteResult]:
+        nonlocal busy, peak
+        busy += 1
+        peak = max(peak, busy)
+        await asyncio.sleep(0.05)
+        try:
+            return await real(ops, atomic=atomic)
+        finally:
+            busy -= 1
+
+    monkeypatch.setattr(world.crm, "write_batch", slow)
+    [run] = await world.engine.sync_full(["customers"], directions=TO_CRM, page_size=3)
+    assert peak > 1 and run.pages == 4
+    assert run.counts == {"inserted": len(customers)} and run.failures == []
+    assert await CheckpointStore(world.state.watermarks.table).find("customers", "to_crm") is None
